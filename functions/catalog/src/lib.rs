@@ -1,0 +1,112 @@
+//! The Tempest function catalogue: every function once, named, with its trigger, built from the
+//! shared crates. Hosts (local, aws, azure, spin) only translate their triggers into these.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tempest_building_blocks::Runtime;
+use tempest_building_blocks::pubsub::{subscription, worker};
+
+/// How a function is triggered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// An HTTP request.
+    Http,
+    /// Messages from a queue or stream.
+    Queue,
+    /// A timer.
+    Schedule,
+    /// A direct call from another function.
+    Invoked,
+}
+
+/// One entry of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Function {
+    /// Function name, as in DESIGN.md.
+    pub name: &'static str,
+    /// Its trigger.
+    pub trigger: Trigger,
+    /// What it does.
+    pub summary: &'static str,
+}
+
+/// The functions built so far.
+pub const CATALOG: &[Function] = &[
+    Function {
+        name: "invoke",
+        trigger: Trigger::Http,
+        summary: "Dapr service invocation",
+    },
+    Function {
+        name: "state",
+        trigger: Trigger::Http,
+        summary: "Dapr state API",
+    },
+    Function {
+        name: "publish",
+        trigger: Trigger::Http,
+        summary: "Dapr publish API",
+    },
+    Function {
+        name: "secrets",
+        trigger: Trigger::Http,
+        summary: "Dapr secrets API",
+    },
+    Function {
+        name: "metadata",
+        trigger: Trigger::Http,
+        summary: "Dapr metadata and health API",
+    },
+    Function {
+        name: "deliver",
+        trigger: Trigger::Queue,
+        summary: "pub/sub delivery to subscribed apps",
+    },
+];
+
+/// The HTTP functions that make up the Dapr API (invoke, state, publish, secrets, metadata).
+pub fn dapr_http(rt: Arc<Runtime>) -> Router {
+    tempest_building_blocks::router::dapr_router(rt)
+}
+
+/// The `deliver` function as background tasks: one per subscription, starting with the
+/// declarative ones, then each app's programmatic ones as soon as that app answers.
+pub fn start_delivery(rt: Arc<Runtime>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for sub in rt.subscriptions() {
+        tasks.push(tokio::spawn(worker::run_subscription(rt.clone(), sub)));
+    }
+    for (app_id, url) in rt.apps.clone() {
+        tasks.push(tokio::spawn(discover(rt.clone(), app_id, url)));
+    }
+    tasks
+}
+
+/// Polls an app's `/dapr/subscribe` until it answers once (Dapr asks only at start-up and loses
+/// subscriptions of apps that start later; Tempest keeps asking), then runs its subscriptions.
+async fn discover(rt: Arc<Runtime>, app_id: String, url: String) {
+    let mut pause = Duration::from_millis(250);
+    let subs = loop {
+        match subscription::fetch_programmatic(&rt.http, &app_id, &url, rt.app_api_token.as_deref())
+            .await
+        {
+            Ok(Some(subs)) => break subs,
+            Ok(None) => tracing::debug!(app = %app_id, "app not reachable yet; asking again"),
+            Err(e) => tracing::warn!(app = %app_id, "cannot read subscriptions: {e}"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    };
+    let mut valid = Vec::new();
+    for sub in subs {
+        match tempest_building_blocks::pubsub::routing::validate(&sub) {
+            Ok(()) => valid.push(sub),
+            Err(e) => tracing::warn!(app = %app_id, "ignoring subscription: {e}"),
+        }
+    }
+    for sub in rt.add_subscriptions(valid) {
+        tokio::spawn(worker::run_subscription(rt.clone(), sub));
+    }
+}

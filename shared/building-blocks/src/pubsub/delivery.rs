@@ -1,0 +1,126 @@
+//! Delivers one CloudEvent to an app route and reads Dapr's app response contract.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use tempest_core::TraceContext;
+
+/// What the app asked Tempest to do with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Processed; acknowledge.
+    Success,
+    /// Try again later (with the reason).
+    Retry(String),
+    /// Do not retry; dead-letter if configured (with the reason).
+    Drop(String),
+}
+
+/// Reads an app's answer: 2xx with no/non-JSON body or no `status` is SUCCESS; `status` picks
+/// SUCCESS / RETRY / DROP (anything else retries); 404 drops; any other status retries.
+pub fn read_app_response(status: u16, body: &[u8]) -> Outcome {
+    if status == 404 {
+        return Outcome::Drop("app answered 404".into());
+    }
+    if !(200..300).contains(&status) {
+        return Outcome::Retry(format!("app answered {status}"));
+    }
+    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
+        return Outcome::Success;
+    };
+    match obj.get("status").and_then(Value::as_str) {
+        None => Outcome::Success,
+        Some(s) if s.eq_ignore_ascii_case("SUCCESS") || s.is_empty() => Outcome::Success,
+        Some(s) if s.eq_ignore_ascii_case("DROP") => Outcome::Drop("app answered DROP".into()),
+        Some(s) if s.eq_ignore_ascii_case("RETRY") => Outcome::Retry("app answered RETRY".into()),
+        Some(other) => Outcome::Retry(format!("unknown status {other:?} from app")),
+    }
+}
+
+/// One delivery to make.
+pub struct Delivery<'a> {
+    /// HTTP client.
+    pub http: &'a reqwest::Client,
+    /// App base URL.
+    pub base_url: &'a str,
+    /// App route.
+    pub path: &'a str,
+    /// The CloudEvent.
+    pub event: &'a Map<String, Value>,
+    /// Broker metadata; sent as request headers.
+    pub metadata: &'a BTreeMap<String, String>,
+    /// Sent as `dapr-api-token` when set.
+    pub app_api_token: Option<&'a str>,
+}
+
+/// POSTs the event to the app and reads its answer; a transport failure is a RETRY.
+pub async fn deliver(d: Delivery<'_>) -> Outcome {
+    let url = format!("{}/{}", d.base_url, d.path.trim_start_matches('/'));
+    let str_field = |k: &str| d.event.get(k).and_then(Value::as_str);
+    // The delivery is a child span of the publish span carried in the envelope.
+    let parent = str_field("traceparent").or_else(|| str_field("traceid"));
+    let trace = TraceContext::continue_or_start(parent, str_field("tracestate"));
+    let body = match serde_json::to_vec(d.event) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Drop(format!("event cannot be serialised: {e}")),
+    };
+    let mut req = d
+        .http
+        .post(&url)
+        .header(
+            "content-type",
+            tempest_core::cloudevents::CLOUDEVENT_CONTENT_TYPE,
+        )
+        .header("traceparent", trace.traceparent());
+    if let Some(ts) = &trace.tracestate {
+        req = req.header("tracestate", ts);
+    }
+    if let Some(baggage) = str_field("baggage") {
+        req = req.header("baggage", baggage);
+    }
+    for (k, v) in d.metadata {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    if let Some(token) = d.app_api_token {
+        req = req.header("dapr-api-token", token);
+    }
+    match req.body(body).send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await.unwrap_or_default();
+            read_app_response(status, &body)
+        }
+        Err(e) => Outcome::Retry(format!("delivery to {url} failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_response_contract() {
+        assert_eq!(read_app_response(200, b""), Outcome::Success);
+        assert_eq!(read_app_response(204, b"ok"), Outcome::Success);
+        assert_eq!(read_app_response(200, b"{}"), Outcome::Success);
+        assert_eq!(
+            read_app_response(200, br#"{"status":"success"}"#),
+            Outcome::Success
+        );
+        assert!(matches!(
+            read_app_response(200, br#"{"status":"RETRY"}"#),
+            Outcome::Retry(_)
+        ));
+        assert!(matches!(
+            read_app_response(200, br#"{"status":"DROP"}"#),
+            Outcome::Drop(_)
+        ));
+        assert!(matches!(
+            read_app_response(200, br#"{"status":"MAYBE"}"#),
+            Outcome::Retry(_)
+        ));
+        assert!(matches!(read_app_response(404, b""), Outcome::Drop(_)));
+        assert!(matches!(read_app_response(500, b""), Outcome::Retry(_)));
+        assert!(matches!(read_app_response(302, b""), Outcome::Retry(_)));
+    }
+}

@@ -1,0 +1,11 @@
+//! Dapr component implementations: one module per backend, and the registry that builds a
+//! `Runtime` from Dapr Component YAML by Dapr's type names.
+
+pub mod metadata;
+pub mod pubsub;
+pub mod registry;
+pub mod secrets;
+pub mod sqlite;
+pub mod state;
+
+pub use registry::{ComponentError, build_runtime};

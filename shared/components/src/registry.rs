@@ -1,0 +1,346 @@
+//! Builds a `Runtime` from configuration: the resources folder (or Dapr's default component
+//! names on the embedded stores), secret references resolved, declarative subscriptions expanded.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tempest_building_blocks::pubsub::{Broker, SubscriptionKind};
+use tempest_building_blocks::resources::{ComponentSpec, Resources, scalar_to_string};
+use tempest_building_blocks::runtime::{
+    KeyPrefix, PubSubComponent, SecretComponent, StateComponent,
+};
+use tempest_building_blocks::secrets::SecretStore;
+use tempest_building_blocks::state::StateStore;
+use tempest_building_blocks::{Runtime, pubsub::routing};
+use tempest_core::Config;
+
+use crate::metadata::Metadata;
+use crate::sqlite::Db;
+
+/// Why components could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    /// The resources folder could not be read.
+    #[error(transparent)]
+    Resources(#[from] tempest_building_blocks::resources::ResourceError),
+    /// A component's configuration is wrong.
+    #[error("component {component}: {message}")]
+    Invalid {
+        /// Component name.
+        component: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A component type Tempest does not provide.
+    #[error("component {component}: unsupported type {type_name} (supported: {supported})")]
+    UnsupportedType {
+        /// Component name.
+        component: String,
+        /// Its type.
+        type_name: String,
+        /// What is supported for that building block.
+        supported: &'static str,
+    },
+    /// A backend could not be reached or initialised.
+    #[error("component {component}: cannot initialise: {message}")]
+    Init {
+        /// Component name.
+        component: String,
+        /// Cause.
+        message: String,
+    },
+}
+
+const STATE_TYPES: &str = "state.sqlite, state.in-memory, state.redis, state.postgresql";
+const PUBSUB_TYPES: &str = "pubsub.sqlite, pubsub.in-memory, pubsub.redis";
+const SECRET_TYPES: &str = "secretstores.local.env, secretstores.local.file";
+
+/// The components `tempest serve` provides when no resources folder is given: Dapr's default
+/// names on the embedded durable stores in the data folder.
+pub fn default_resources(data_dir: &Path) -> Resources {
+    let path = |f: &str| data_dir.join(f).to_string_lossy().into_owned();
+    Resources {
+        components: vec![
+            ComponentSpec::new(
+                "statestore",
+                "state.sqlite",
+                &[("connectionString", &path("state.db"))],
+            ),
+            ComponentSpec::new(
+                "pubsub",
+                "pubsub.sqlite",
+                &[("connectionString", &path("pubsub.db"))],
+            ),
+        ],
+        ..Resources::default()
+    }
+}
+
+fn init_err(component: &str) -> impl Fn(String) -> ComponentError + '_ {
+    move |message| ComponentError::Init {
+        component: component.to_owned(),
+        message,
+    }
+}
+
+/// SQLite `connectionString`: a path, optionally `file:` prefixed and with `?` options (ignored).
+fn sqlite_db(md: &Metadata, data_dir: &Path, default_file: &str) -> Result<Db, ComponentError> {
+    let raw = md.get("connectionString").unwrap_or(default_file);
+    let raw = raw.strip_prefix("file:").unwrap_or(raw);
+    let raw = raw.split('?').next().unwrap_or(raw);
+    let path = if raw == ":memory:" {
+        return Db::in_memory().map_err(|e| init_err(&md.component)(e.to_string()));
+    } else if Path::new(raw).is_absolute() {
+        Path::new(raw).to_path_buf()
+    } else {
+        data_dir.join(raw)
+    };
+    Db::open(&path).map_err(|e| init_err(&md.component)(format!("{}: {e}", path.display())))
+}
+
+async fn state_store(
+    spec: &ComponentSpec,
+    md: &Metadata,
+    data_dir: &Path,
+) -> Result<Arc<dyn StateStore>, ComponentError> {
+    use crate::state::sqlite::SqliteStateStore;
+    let err = init_err(&spec.name);
+    Ok(match spec.type_name.as_str() {
+        "state.sqlite" => {
+            let db = sqlite_db(md, data_dir, "state.db")?;
+            Arc::new(
+                SqliteStateStore::new(db, md.get("tableName").unwrap_or("state"))
+                    .map_err(|e| err(e.to_string()))?,
+            )
+        }
+        "state.in-memory" => {
+            let db = Db::in_memory().map_err(|e| err(e.to_string()))?;
+            Arc::new(SqliteStateStore::new(db, "state").map_err(|e| err(e.to_string()))?)
+        }
+        #[cfg(feature = "redis")]
+        "state.redis" => Arc::new(crate::state::redis::RedisStateStore::connect(md).await?),
+        #[cfg(feature = "postgres")]
+        "state.postgresql" | "state.postgres" => {
+            Arc::new(crate::state::postgres::PostgresStateStore::connect(md).await?)
+        }
+        other => {
+            return Err(ComponentError::UnsupportedType {
+                component: spec.name.clone(),
+                type_name: other.into(),
+                supported: STATE_TYPES,
+            });
+        }
+    })
+}
+
+async fn broker(
+    spec: &ComponentSpec,
+    md: &Metadata,
+    data_dir: &Path,
+) -> Result<Arc<dyn Broker>, ComponentError> {
+    use crate::pubsub::sqlite::SqliteBroker;
+    let err = init_err(&spec.name);
+    // Dapr's Redis component redelivers after 60 s; `redeliverInterval` overrides it everywhere.
+    let redeliver = md.duration("redeliverInterval", Duration::from_secs(60))?;
+    Ok(match spec.type_name.as_str() {
+        "pubsub.sqlite" => Arc::new(
+            SqliteBroker::new(sqlite_db(md, data_dir, "pubsub.db")?, redeliver)
+                .map_err(|e| err(e.to_string()))?,
+        ),
+        "pubsub.in-memory" => Arc::new(
+            SqliteBroker::new(Db::in_memory().map_err(|e| err(e.to_string()))?, redeliver)
+                .map_err(|e| err(e.to_string()))?,
+        ),
+        #[cfg(feature = "redis")]
+        "pubsub.redis" => Arc::new(crate::pubsub::redis::RedisBroker::connect(md).await?),
+        other => {
+            return Err(ComponentError::UnsupportedType {
+                component: spec.name.clone(),
+                type_name: other.into(),
+                supported: PUBSUB_TYPES,
+            });
+        }
+    })
+}
+
+fn secret_store(
+    spec: &ComponentSpec,
+    md: &Metadata,
+) -> Result<Arc<dyn SecretStore>, ComponentError> {
+    use crate::secrets::{env::EnvSecretStore, file::FileSecretStore};
+    Ok(match spec.type_name.as_str() {
+        "secretstores.local.env" => Arc::new(EnvSecretStore::new(md.get("prefix").unwrap_or(""))),
+        "secretstores.local.file" => Arc::new(FileSecretStore::new(
+            md.required("secretsFile")?.into(),
+            md.get("nestedSeparator").unwrap_or(":"),
+            md.flag("multiValued", false)?,
+        )),
+        other => {
+            return Err(ComponentError::UnsupportedType {
+                component: spec.name.clone(),
+                type_name: other.into(),
+                supported: SECRET_TYPES,
+            });
+        }
+    })
+}
+
+/// Resolves a component's metadata, reading `secretKeyRef`s from its `auth.secretstore`
+/// (or the only secret store, when there is exactly one).
+async fn resolve_metadata(
+    spec: &ComponentSpec,
+    secrets: &BTreeMap<String, SecretComponent>,
+) -> Result<Metadata, ComponentError> {
+    let invalid = |message: String| ComponentError::Invalid {
+        component: spec.name.clone(),
+        message,
+    };
+    let mut values = BTreeMap::new();
+    for item in &spec.metadata {
+        let value = match (&item.value, &item.secret_key_ref) {
+            (_, Some(r)) => {
+                let store_name = spec
+                    .auth_secret_store
+                    .clone()
+                    .or_else(|| {
+                        (secrets.len() == 1)
+                            .then(|| secrets.keys().next().cloned())
+                            .flatten()
+                    })
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "metadata {:?} uses secretKeyRef but auth.secretstore is not set",
+                            item.name
+                        ))
+                    })?;
+                let store = secrets.get(&store_name).ok_or_else(|| {
+                    invalid(format!(
+                        "auth.secretstore {store_name:?} is not a loaded secret store"
+                    ))
+                })?;
+                let secret = store
+                    .store
+                    .get(&r.name, &BTreeMap::new())
+                    .await
+                    .map_err(|e| invalid(format!("secretKeyRef {}: {e}", r.name)))?;
+                let key = r.key.clone().unwrap_or_else(|| r.name.clone());
+                secret
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| invalid(format!("secret {} has no key {key:?}", r.name)))?
+            }
+            (Some(v), None) => scalar_to_string(v),
+            (None, None) => String::new(),
+        };
+        values.insert(item.name.clone(), value);
+    }
+    Ok(Metadata {
+        component: spec.name.clone(),
+        values,
+    })
+}
+
+/// Builds the runtime for `config`: loads resources, connects every component, expands
+/// declarative subscriptions to the declared apps.
+pub async fn build_runtime(config: &Config) -> Result<Runtime, ComponentError> {
+    let resources = match &config.resources_path {
+        Some(dir) => Resources::load(dir)?,
+        None => default_resources(&config.data_dir),
+    };
+    let mut rt = Runtime::new(&config.app_id);
+    rt.apps = config.apps.clone();
+    rt.api_token = config.dapr.api_token.clone();
+    rt.app_api_token = config.dapr.app_api_token.clone();
+    rt.max_body_size = config.dapr.max_body_size;
+
+    // Secret stores first: other components may reference them.
+    for spec in resources
+        .components
+        .iter()
+        .filter(|c| c.kind() == "secretstores")
+    {
+        let md = resolve_metadata(spec, &rt.secrets).await?;
+        let store = secret_store(spec, &md)?;
+        let scope = resources
+            .secret_scopes
+            .get(&spec.name)
+            .cloned()
+            .unwrap_or_default();
+        rt.secrets.insert(
+            spec.name.clone(),
+            SecretComponent {
+                type_name: spec.type_name.clone(),
+                version: spec.version.clone(),
+                store,
+                scope,
+            },
+        );
+    }
+    for spec in &resources.components {
+        if !spec.scopes.is_empty() {
+            tracing::info!(component = %spec.name, "component scopes limit apps in Dapr; Tempest serves every declared app");
+        }
+        match spec.kind() {
+            "state" => {
+                let md = resolve_metadata(spec, &rt.secrets).await?;
+                let store = state_store(spec, &md, &config.data_dir).await?;
+                let key_prefix = KeyPrefix::parse(md.get("keyPrefix"));
+                rt.state.insert(
+                    spec.name.clone(),
+                    StateComponent {
+                        type_name: spec.type_name.clone(),
+                        version: spec.version.clone(),
+                        store,
+                        key_prefix,
+                    },
+                );
+            }
+            "pubsub" => {
+                let md = resolve_metadata(spec, &rt.secrets).await?;
+                let broker = broker(spec, &md, &config.data_dir).await?;
+                let delivery_retry = resources.pubsub_retries.get(&spec.name).cloned();
+                rt.pubsub.insert(
+                    spec.name.clone(),
+                    PubSubComponent {
+                        type_name: spec.type_name.clone(),
+                        version: spec.version.clone(),
+                        broker,
+                        delivery_retry,
+                    },
+                );
+            }
+            "secretstores" => {}
+            other => {
+                return Err(ComponentError::UnsupportedType {
+                    component: spec.name.clone(),
+                    type_name: format!("{other} ({})", spec.type_name),
+                    supported: "state.*, pubsub.*, secretstores.*",
+                });
+            }
+        }
+    }
+    let mut subs = Vec::new();
+    for (spec, scopes) in &resources.subscriptions {
+        let apps: Vec<&String> = if scopes.is_empty() {
+            config.apps.keys().collect()
+        } else {
+            scopes.iter().collect()
+        };
+        for app in apps {
+            if let Some(sub) = spec
+                .clone()
+                .into_subscription(app, SubscriptionKind::Declarative)
+            {
+                routing::validate(&sub).map_err(|e| ComponentError::Invalid {
+                    component: format!("subscription {}", sub.topic),
+                    message: e.to_string(),
+                })?;
+                subs.push(sub);
+            }
+        }
+    }
+    rt.add_subscriptions(subs);
+    Ok(rt)
+}

@@ -1,0 +1,4 @@
+//! Secret store backends.
+
+pub mod env;
+pub mod file;

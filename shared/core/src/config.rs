@@ -1,0 +1,233 @@
+//! Tempest's settings: a YAML file, then environment variables, then command-line flags
+//! (applied by the binary). Every setting has a default that works locally with nothing installed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File that was read.
+        path: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid YAML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// File that was parsed.
+        path: PathBuf,
+        /// Underlying YAML error.
+        source: serde_yaml::Error,
+    },
+    /// An environment variable or flag has a value of the wrong form.
+    #[error("invalid value for {name}: {message}")]
+    Invalid {
+        /// Variable or flag name.
+        name: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration of a Tempest process.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// App id Tempest itself uses as CloudEvent `source` and as the default state key prefix.
+    pub app_id: String,
+    /// Folder for the embedded stores (state, pub/sub) and, later, trace blocks.
+    pub data_dir: PathBuf,
+    /// Folder of Dapr resource files (Component, Subscription, Configuration, Resiliency).
+    pub resources_path: Option<PathBuf>,
+    /// Dapr HTTP API settings.
+    pub dapr: DaprConfig,
+    /// Declared apps: app id → base URL. Invoke resolves these; deliveries go here.
+    pub apps: BTreeMap<String, String>,
+}
+
+/// Settings of the Dapr HTTP API listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaprConfig {
+    /// Address to bind.
+    pub bind: String,
+    /// Port of the Dapr HTTP API (Dapr's default is 3500).
+    pub http_port: u16,
+    /// Largest accepted request body in bytes (Dapr's default is 4 MiB).
+    pub max_body_size: usize,
+    /// When set, every request must carry this value in `dapr-api-token`.
+    pub api_token: Option<String>,
+    /// When set, sent as `dapr-api-token` on every call Tempest makes to an app.
+    pub app_api_token: Option<String>,
+}
+
+impl Default for DaprConfig {
+    fn default() -> Self {
+        DaprConfig {
+            bind: "127.0.0.1".into(),
+            http_port: 3500,
+            max_body_size: 4 << 20,
+            api_token: None,
+            app_api_token: None,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            app_id: "tempest".into(),
+            data_dir: PathBuf::from("./data"),
+            resources_path: None,
+            dapr: DaprConfig::default(),
+            apps: BTreeMap::new(),
+        }
+    }
+}
+
+/// Parses `ID=URL` as used by `--app` and `TEMPEST_APPS`.
+pub fn parse_app(spec: &str) -> Result<(String, String), ConfigError> {
+    let invalid = |message: &str| ConfigError::Invalid {
+        name: "app".into(),
+        message: format!("{message} in {spec:?} (expected ID=URL)"),
+    };
+    let (id, url) = spec.split_once('=').ok_or_else(|| invalid("missing '='"))?;
+    let (id, url) = (id.trim(), url.trim().trim_end_matches('/'));
+    if id.is_empty() || id.contains("||") || id.contains('/') {
+        return Err(invalid("invalid app id"));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid("URL must start with http:// or https://"));
+    }
+    Ok((id.to_owned(), url.to_owned()))
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Invalid {
+        name: name.into(),
+        message: format!("{value:?} is not a valid number"),
+    })
+}
+
+impl Config {
+    /// Reads a YAML config file on top of the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let mut config: Config =
+            serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.into(),
+                source,
+            })?;
+        // Validate and normalise the apps the same way `--app` does.
+        let apps = std::mem::take(&mut config.apps);
+        for (id, url) in apps {
+            let (id, url) = parse_app(&format!("{id}={url}"))?;
+            config.apps.insert(id, url);
+        }
+        Ok(config)
+    }
+
+    /// Applies environment variables (`TEMPEST_*`, plus Dapr's `DAPR_API_TOKEN`, `APP_API_TOKEN`
+    /// and `DAPR_HTTP_PORT`). Takes the variables as an iterator so tests need not touch the process env.
+    pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<(), ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (name, value) in vars {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            match name {
+                "TEMPEST_APP_ID" => self.app_id = value.into(),
+                "TEMPEST_DATA_DIR" => self.data_dir = value.into(),
+                "TEMPEST_RESOURCES_PATH" => self.resources_path = Some(value.into()),
+                "TEMPEST_DAPR_BIND" => self.dapr.bind = value.into(),
+                "TEMPEST_DAPR_HTTP_PORT" | "DAPR_HTTP_PORT" => {
+                    self.dapr.http_port = parse_num(name, value)?
+                }
+                "TEMPEST_MAX_BODY_SIZE" => self.dapr.max_body_size = parse_num(name, value)?,
+                "DAPR_API_TOKEN" if !value.is_empty() => self.dapr.api_token = Some(value.into()),
+                "APP_API_TOKEN" if !value.is_empty() => {
+                    self.dapr.app_api_token = Some(value.into())
+                }
+                "TEMPEST_APPS" => {
+                    for spec in value.split(',').filter(|s| !s.trim().is_empty()) {
+                        let (id, url) = parse_app(spec)?;
+                        self.apps.insert(id, url);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_locally() {
+        let c = Config::default();
+        assert_eq!(c.dapr.http_port, 3500);
+        assert_eq!(c.dapr.max_body_size, 4 * 1024 * 1024);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.apps.is_empty());
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tempest.yaml");
+        std::fs::write(
+            &path,
+            "app_id: shop\ndapr:\n  http_port: 3600\napps:\n  orders: http://127.0.0.1:5001/\n",
+        )
+        .expect("write");
+        let mut c = Config::from_file(&path).expect("parse");
+        assert_eq!(c.app_id, "shop");
+        assert_eq!(c.dapr.http_port, 3600);
+        c.apply_env([
+            ("TEMPEST_DAPR_HTTP_PORT", "3700"),
+            ("TEMPEST_APPS", "billing=http://127.0.0.1:5002"),
+            ("DAPR_API_TOKEN", "s3cret"),
+            ("UNRELATED", "x"),
+        ])
+        .expect("env");
+        assert_eq!(c.dapr.http_port, 3700);
+        assert_eq!(c.apps["orders"], "http://127.0.0.1:5001");
+        assert_eq!(c.apps["billing"], "http://127.0.0.1:5002");
+        assert_eq!(c.dapr.api_token.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let mut c = Config::default();
+        assert!(c.apply_env([("TEMPEST_DAPR_HTTP_PORT", "http")]).is_err());
+        assert!(parse_app("noequals").is_err());
+        assert!(parse_app("a=ftp://x").is_err());
+        assert!(parse_app("=http://x").is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "dapr:\n  http_port: [1]\n").expect("write");
+        assert!(matches!(
+            Config::from_file(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, "nosuchsetting: 1\n").expect("write");
+        assert!(Config::from_file(&path).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Pieces every Tempest function needs: configuration, W3C trace context and CloudEvents.
+
+pub mod cloudevents;
+pub mod config;
+pub mod tracecontext;
+
+pub use config::{Config, ConfigError};
+pub use tracecontext::TraceContext;
