@@ -1,0 +1,35 @@
+//! Harness for black-box tests: starts the real `tempest` binary on free loopback ports with its
+//! own data folder, and a recording test app (an axum server) that plays the apps Tempest calls.
+
+pub mod app;
+pub mod tempest;
+
+pub use app::TestApp;
+pub use tempest::Tempest;
+
+/// A free TCP port on 127.0.0.1 (bound and released; the OS rarely hands it out again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `secs` seconds with `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

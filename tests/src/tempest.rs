@@ -1,0 +1,134 @@
+//! The `tempest serve` process under test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Path of the `tempest` binary: `TEMPEST_BIN`, else the workspace's debug build.
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("TEMPEST_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug/tempest")
+}
+
+/// A running `tempest serve`; killed when dropped.
+pub struct Tempest {
+    child: Option<Child>,
+    /// Dapr HTTP API port.
+    pub port: u16,
+    /// Base URL of the Dapr HTTP API.
+    pub url: String,
+    /// The data folder (kept across restarts of the same test).
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+impl Tempest {
+    /// Starts `tempest serve` with `args` (plus port and data folder) and waits until healthy.
+    pub async fn start(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Tempest {
+        let port = crate::free_port();
+        let mut t = Tempest {
+            child: None,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            log: data_dir.join(format!("tempest-{port}.log")),
+        };
+        t.spawn().await;
+        t
+    }
+
+    async fn spawn(&mut self) {
+        let bin = binary();
+        assert!(
+            bin.exists(),
+            "tempest binary not found at {} (build the workspace first)",
+            bin.display()
+        );
+        std::fs::create_dir_all(&self.data_dir).expect("data dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut cmd = Command::new(&bin);
+        cmd.arg("serve")
+            .arg("--dapr-http-port")
+            .arg(self.port.to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.args)
+            .env("TEMPEST_LOG", "info,tempest_building_blocks=debug")
+            .env_remove("DAPR_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start tempest"));
+        let client = reqwest::Client::new();
+        let health = format!("{}/v1.0/healthz", self.url);
+        for _ in 0..200 {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "tempest exited with {status} during start:\n{}",
+                        self.log_text()
+                    );
+                }
+            }
+            if client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 204)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tempest did not become healthy:\n{}", self.log_text());
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again with the same arguments, port and data folder.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Everything the process logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `url` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+}
+
+impl Drop for Tempest {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
