@@ -41,27 +41,20 @@ impl Op {
         }
     }
 
-    fn verb(self) -> &'static str {
+    /// Dapr's message for a failure of this operation on `store`.
+    fn message(self, store: &str, e: &StateError) -> String {
         match self {
-            Op::Save => "saving",
-            Op::Get => "getting",
-            Op::Delete => "deleting",
-            Op::Transaction => "executing transaction in",
-            Op::Query => "querying",
+            Op::Save => format!("failed saving state in state store {store}: {e}"),
+            Op::Get => format!("fail to get state from state store {store}: {e}"),
+            Op::Delete => format!("failed deleting state in state store {store}: {e}"),
+            Op::Transaction => format!("error while executing state transaction: {e}"),
+            Op::Query => format!("failed query in state store {store}: {e}"),
         }
     }
 }
 
 fn state_error(op: Op, store: &str, e: StateError) -> ApiError {
-    let message = format!(
-        "failed {} state {} {store}: {e}",
-        op.verb(),
-        if matches!(op, Op::Transaction) {
-            "state store"
-        } else {
-            "in state store"
-        }
-    );
+    let message = op.message(store, &e);
     match e {
         StateError::NotSupported(_) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,0 +1,262 @@
+//! `tempest-bench`: building-block benchmarks, each against its reference in the same run.
+//!
+//! - `invoke`: latency `invoke` adds over calling the app directly, at a fixed open-loop rate,
+//!   with direct and invoked requests interleaved; plus the CPU and memory `tempest` spends.
+//! - `state`: get/save ops/s through the Dapr state API on the embedded store and on Redis,
+//!   against the raw Redis client doing the same operations.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tempest_load_generator::process::{Served, default_tempest_bin, free_port};
+use tempest_load_generator::rate::Latencies;
+use tokio::sync::Mutex;
+
+#[derive(Parser)]
+#[command(name = "tempest-bench", about = "Tempest building-block benchmarks")]
+struct Cli {
+    /// The `tempest` binary to measure (a release build).
+    #[arg(long, global = true)]
+    tempest_bin: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Added latency and cost of service invocation at a fixed rate.
+    Invoke {
+        /// Requests per second through `invoke` (the direct calls run at the same rate).
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Request body size in bytes (Dapr's published figures use 1 KB).
+        #[arg(long, default_value_t = 1024)]
+        payload: usize,
+    },
+    /// State get/save throughput against the raw Redis client.
+    State {
+        /// Seconds per measured phase.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrent requests in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Redis address.
+        #[arg(long, default_value = "127.0.0.1:6379")]
+        redis: String,
+    },
+}
+
+fn bar(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb.set_message(msg.to_owned());
+    pb
+}
+
+/// A 1-line HTTP echo app: answers every request with 200 and the request body.
+async fn start_echo_app() -> anyhow::Result<String> {
+    let port = free_port()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let app = axum::Router::new().fallback(|body: bytes::Bytes| async move { body });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+async fn invoke(bin: PathBuf, rate: u32, seconds: u64, payload: usize) -> anyhow::Result<()> {
+    let app = start_echo_app().await?;
+    let data = tempfile::tempdir()?;
+    let served = Served::start(&bin, data.path(), &["--app".into(), format!("echo={app}")]).await?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let body = bytes::Bytes::from(vec![b'x'; payload]);
+    let direct_url = format!("{app}/bench/echo");
+    let invoke_url = format!("{}/v1.0/invoke/echo/method/bench/echo", served.url);
+    // Warm up connections on both paths.
+    for _ in 0..200 {
+        http.post(&direct_url).body(body.clone()).send().await?.bytes().await?;
+        http.post(&invoke_url).body(body.clone()).send().await?.bytes().await?;
+    }
+    let direct = Arc::new(Mutex::new(Latencies::default()));
+    let invoked = Arc::new(Mutex::new(Latencies::default()));
+    let total = u64::from(rate) * seconds * 2;
+    let interval = Duration::from_secs_f64(1.0 / (f64::from(rate) * 2.0));
+    let pb = bar(total, "requests");
+    let before = served.usage()?;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        // Open loop: request i is due at start + i * interval whatever happened before, and its
+        // latency counts from that moment (no coordinated omission).
+        let due = start + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let (url, sink) = if i % 2 == 0 { (direct_url.clone(), direct.clone()) } else { (invoke_url.clone(), invoked.clone()) };
+        let (http, body) = (http.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let ok = match http.post(&url).body(body).send().await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            let micros = due.elapsed().as_micros() as u64;
+            let mut s = sink.lock().await;
+            if ok { s.record(micros) } else { s.errors += 1 }
+        }));
+        if i % 1000 == 0 {
+            pb.set_position(i);
+        }
+    }
+    for t in tasks {
+        t.await?;
+    }
+    pb.finish_and_clear();
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = served.usage()?;
+    let (d, v) = (direct.lock().await, invoked.lock().await);
+    let cpu = (after.cpu_secs - before.cpu_secs) / elapsed;
+    let per_k = cpu / (f64::from(rate) / 1000.0);
+    println!("## Service invocation: added latency at {rate} req/s ({seconds} s, {payload} B bodies)\n");
+    println!("| path | requests | errors | p50 ms | p90 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    println!("| direct to app | {} | {} | {:.3} | {:.3} | {:.3} |", d.count(), d.errors, d.ms(0.5), d.ms(0.9), d.ms(0.99));
+    println!("| via tempest invoke | {} | {} | {:.3} | {:.3} | {:.3} |", v.count(), v.errors, v.ms(0.5), v.ms(0.9), v.ms(0.99));
+    println!("| **added by invoke** | | | {:+.3} | {:+.3} | {:+.3} |", v.ms(0.5) - d.ms(0.5), v.ms(0.9) - d.ms(0.9), v.ms(0.99) - d.ms(0.99));
+    println!();
+    println!("tempest CPU: {cpu:.3} vCPU at {rate} req/s = **{per_k:.3} vCPU per 1,000 req/s**; RSS {:.1} MB (peak {:.1} MB)", after.rss_bytes as f64 / 1e6, after.peak_rss_bytes as f64 / 1e6);
+    println!("Dapr (published): +1.40 ms p90, +2.10 ms p99, 0.48 vCPU + 23 MB per 1,000 req/s. Goal: p99 added < 0.5 ms, <= 0.05 vCPU per 1,000 req/s.");
+    Ok(())
+}
+
+/// Runs `op(i)` with `concurrency` workers for `seconds`; returns completed ops and errors.
+async fn closed_loop<F, Fut>(label: &str, seconds: u64, concurrency: usize, op: F) -> (u64, u64)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pb = bar(seconds, label);
+    let ticker = {
+        let pb = pb.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                pb.inc(1);
+            }
+        })
+    };
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (op, counter, errors) = (op.clone(), counter.clone(), errors.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = w as u64 * 1_000_000;
+            while Instant::now() < deadline {
+                if op(i).await {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    ticker.abort();
+    pb.finish_and_clear();
+    (counter.load(std::sync::atomic::Ordering::Relaxed), errors.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+async fn state(bin: PathBuf, seconds: u64, concurrency: usize, redis_addr: String) -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let res = data.path().join("resources");
+    std::fs::create_dir_all(&res)?;
+    std::fs::write(
+        res.join("c.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: embedded}}\nspec: {{type: state.sqlite, version: v1}}\n---\n\
+             apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: redis}}\nspec: {{type: state.redis, version: v1, metadata: [{{name: redisHost, value: \"{redis_addr}\"}}, {{name: keyPrefix, value: bench}}]}}\n"
+        ),
+    )?;
+    let served = Served::start(&bin, data.path(), &["--resources-path".into(), res.to_string_lossy().into_owned()]).await?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let value = serde_json::json!({"user": "someone", "items": [1, 2, 3], "total": 42.5});
+    let raw_value = value.to_string();
+    let value = Arc::new(value);
+    let client = redis::Client::open(format!("redis://{redis_addr}/"))?;
+    let raw = client.get_multiplexed_async_connection().await.context("raw Redis client")?;
+
+    let mut rows = Vec::new();
+    // Raw Redis: the floor. Same key space, same value bytes.
+    let (conn, v) = (raw.clone(), raw_value.clone());
+    let (n, e) = closed_loop("raw redis SET", seconds, concurrency, move |i| {
+        let (mut conn, v) = (conn.clone(), v.clone());
+        async move { redis::cmd("SET").arg(format!("bench-raw||k{}", i % 1000)).arg(v).query_async::<()>(&mut conn).await.is_ok() }
+    })
+    .await;
+    rows.push(("save", "raw Redis client (SET)", n, e, None));
+    let conn = raw.clone();
+    let (n, e) = closed_loop("raw redis GET", seconds, concurrency, move |i| {
+        let mut conn = conn.clone();
+        async move { redis::cmd("GET").arg(format!("bench-raw||k{}", i % 1000)).query_async::<Option<Vec<u8>>>(&mut conn).await.is_ok() }
+    })
+    .await;
+    rows.push(("get", "raw Redis client (GET)", n, e, None));
+
+    for store in ["redis", "embedded"] {
+        let save_url = format!("{}/v1.0/state/{store}", served.url);
+        let before = served.usage()?;
+        let (h, u, v) = (http.clone(), save_url.clone(), value.clone());
+        let (n, e) = closed_loop(&format!("tempest {store} save"), seconds, concurrency, move |i| {
+            let b = serde_json::json!([{"key": format!("k{}", i % 1000), "value": *v}]).to_string();
+            let (h, u) = (h.clone(), u.clone());
+            async move { h.post(&u).header("content-type", "application/json").body(b).send().await.is_ok_and(|r| r.status().as_u16() == 204) }
+        })
+        .await;
+        let cpu = served.usage()?.cpu_secs - before.cpu_secs;
+        rows.push(("save", if store == "redis" { "tempest → state.redis" } else { "tempest → state.sqlite (embedded)" }, n, e, Some(cpu)));
+        let before = served.usage()?;
+        let (h, u) = (http.clone(), save_url.clone());
+        let (n, e) = closed_loop(&format!("tempest {store} get"), seconds, concurrency, move |i| {
+            let (h, u) = (h.clone(), format!("{}/k{}", u, i % 1000));
+            async move { h.get(&u).send().await.is_ok_and(|r| r.status().as_u16() == 200) }
+        })
+        .await;
+        let cpu = served.usage()?.cpu_secs - before.cpu_secs;
+        rows.push(("get", if store == "redis" { "tempest → state.redis" } else { "tempest → state.sqlite (embedded)" }, n, e, Some(cpu)));
+    }
+    let floor = |op: &str| rows.iter().find(|r| r.0 == op && r.4.is_none()).map(|r| r.2 as f64 / seconds as f64).unwrap_or(1.0);
+    println!("## State get/save throughput ({seconds} s per phase, {concurrency} in flight, 1,000 keys)\n");
+    println!("| op | path | ops/s | errors | ratio to raw Redis | tempest CPU s/s | ops per tempest CPU-second |");
+    println!("|---|---|---|---|---|---|---|");
+    for (op, path, n, e, cpu) in &rows {
+        let rate = *n as f64 / seconds as f64;
+        let (cpu_s, per_core) = match cpu {
+            Some(c) => (format!("{:.2}", c / seconds as f64), format!("{:.0}", *n as f64 / c.max(1e-9))),
+            None => ("-".into(), "-".into()),
+        };
+        println!("| {op} | {path} | {rate:.0} | {e} | {:.0}% | {cpu_s} | {per_core} |", 100.0 * rate / floor(op));
+    }
+    println!("\nGoal: >= 70% of raw.");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let bin = cli.tempest_bin.unwrap_or_else(default_tempest_bin);
+    match cli.command {
+        Cmd::Invoke { rate, seconds, payload } => invoke(bin, rate, seconds, payload).await,
+        Cmd::State { seconds, concurrency, redis } => state(bin, seconds, concurrency, redis).await,
+    }
+}

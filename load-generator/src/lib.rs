@@ -1,0 +1,5 @@
+//! Load generation and benchmarks. Each benchmark runs its reference (a direct HTTP call, the
+//! raw Redis client) in the same run and reports the ratio.
+
+pub mod process;
+pub mod rate;
