@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tempest_load_generator::process::{Served, default_tempest_bin, free_port};
+use tempest_load_generator::process::{Served, default_tempest_bin, free_port, usage_of};
 use tempest_load_generator::rate::Latencies;
 use tokio::sync::Mutex;
 
@@ -40,6 +40,14 @@ enum Cmd {
         #[arg(long, default_value_t = 1024)]
         payload: usize,
     },
+    /// Internal: the echo app the invoke benchmark calls, run as its own process so its CPU is
+    /// neither the load generator's nor tempest's.
+    #[command(hide = true)]
+    EchoApp {
+        /// Port to listen on.
+        #[arg(long)]
+        port: u16,
+    },
     /// State get/save throughput against the raw Redis client.
     State {
         /// Seconds per measured phase.
@@ -61,19 +69,33 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
     pb
 }
 
-/// A 1-line HTTP echo app: answers every request with 200 and the request body.
-async fn start_echo_app() -> anyhow::Result<String> {
-    let port = free_port()?;
+/// An HTTP echo app: answers every request with 200 and the request body.
+async fn echo_app(port: u16) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let app = axum::Router::new().fallback(|body: bytes::Bytes| async move { body });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(format!("http://127.0.0.1:{port}"))
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Starts this binary's `echo-app` as a child process and waits until it answers.
+async fn start_echo_app() -> anyhow::Result<(std::process::Child, String)> {
+    let port = free_port()?;
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["echo-app", "--port", &port.to_string()])
+        .spawn()
+        .context("cannot start the echo app")?;
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(&url).await.is_ok() {
+            return Ok((child, url));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("echo app did not start")
 }
 
 async fn invoke(bin: PathBuf, rate: u32, seconds: u64, payload: usize) -> anyhow::Result<()> {
-    let app = start_echo_app().await?;
+    let (mut echo, app) = start_echo_app().await?;
     let data = tempfile::tempdir()?;
     let served = Served::start(&bin, data.path(), &["--app".into(), format!("echo={app}")]).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
@@ -87,29 +109,34 @@ async fn invoke(bin: PathBuf, rate: u32, seconds: u64, payload: usize) -> anyhow
     }
     let direct = Arc::new(Mutex::new(Latencies::default()));
     let invoked = Arc::new(Mutex::new(Latencies::default()));
-    let total = u64::from(rate) * seconds * 2;
-    let interval = Duration::from_secs_f64(1.0 / (f64::from(rate) * 2.0));
-    let pb = bar(total, "requests");
+    let ticks = u64::from(rate) * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let pb = bar(ticks, "request pairs");
     let before = served.usage()?;
+    let echo_before = usage_of(echo.id())?;
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        // Open loop: request i is due at start + i * interval whatever happened before, and its
-        // latency counts from that moment (no coordinated omission).
+    let mut tasks = Vec::with_capacity(ticks as usize * 2);
+    for i in 0..ticks {
+        // Open loop: pair i is due at start + i * interval whatever happened before. Each tick
+        // sends one direct and one invoked request at the same moment (first one, then the
+        // other, alternating), so both paths see the same machine and the same timer jitter.
         let due = start + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
-        let (url, sink) = if i % 2 == 0 { (direct_url.clone(), direct.clone()) } else { (invoke_url.clone(), invoked.clone()) };
-        let (http, body) = (http.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let ok = match http.post(&url).body(body).send().await {
-                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            let micros = due.elapsed().as_micros() as u64;
-            let mut s = sink.lock().await;
-            if ok { s.record(micros) } else { s.errors += 1 }
-        }));
-        if i % 1000 == 0 {
+        let order = if i % 2 == 0 { [(&direct_url, &direct), (&invoke_url, &invoked)] } else { [(&invoke_url, &invoked), (&direct_url, &direct)] };
+        for (url, sink) in order {
+            let (http, body, url, sink) = (http.clone(), body.clone(), url.clone(), sink.clone());
+            tasks.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                let ok = match http.post(&url).body(body).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                let micros = sent.elapsed().as_micros() as u64;
+                let mut s = sink.lock().await;
+                if ok { s.record(micros) } else { s.errors += 1 }
+            }));
+        }
+        if i % 500 == 0 {
             pb.set_position(i);
         }
     }
@@ -119,6 +146,7 @@ async fn invoke(bin: PathBuf, rate: u32, seconds: u64, payload: usize) -> anyhow
     pb.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
     let after = served.usage()?;
+    let echo_after = usage_of(echo.id())?;
     let (d, v) = (direct.lock().await, invoked.lock().await);
     let cpu = (after.cpu_secs - before.cpu_secs) / elapsed;
     let per_k = cpu / (f64::from(rate) / 1000.0);
@@ -130,6 +158,12 @@ async fn invoke(bin: PathBuf, rate: u32, seconds: u64, payload: usize) -> anyhow
     println!("| **added by invoke** | | | {:+.3} | {:+.3} | {:+.3} |", v.ms(0.5) - d.ms(0.5), v.ms(0.9) - d.ms(0.9), v.ms(0.99) - d.ms(0.99));
     println!();
     println!("tempest CPU: {cpu:.3} vCPU at {rate} req/s = **{per_k:.3} vCPU per 1,000 req/s**; RSS {:.1} MB (peak {:.1} MB)", after.rss_bytes as f64 / 1e6, after.peak_rss_bytes as f64 / 1e6);
+    // The reference for CPU: the echo app serves 2 requests per tick (direct + forwarded), so
+    // its CPU per 1,000 requests is what one plain HTTP hop costs on this machine.
+    let echo_per_k = (echo_after.cpu_secs - echo_before.cpu_secs) / elapsed / (2.0 * f64::from(rate) / 1000.0);
+    println!("reference: the echo app (axum, same machine) spends {echo_per_k:.3} vCPU per 1,000 req/s serving one hop; invoke costs {:.1}x that (it is a server and a client)", per_k / echo_per_k.max(1e-9));
+    let _ = echo.kill();
+    let _ = echo.wait();
     println!("Dapr (published): +1.40 ms p90, +2.10 ms p99, 0.48 vCPU + 23 MB per 1,000 req/s. Goal: p99 added < 0.5 ms, <= 0.05 vCPU per 1,000 req/s.");
     Ok(())
 }
@@ -258,5 +292,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Invoke { rate, seconds, payload } => invoke(bin, rate, seconds, payload).await,
         Cmd::State { seconds, concurrency, redis } => state(bin, seconds, concurrency, redis).await,
+        Cmd::EchoApp { port } => echo_app(port).await,
     }
 }
