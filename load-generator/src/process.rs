@@ -26,7 +26,9 @@ pub struct Usage {
 
 /// A free loopback port.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Served {
@@ -46,10 +48,18 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let served = Served { child, url: format!("http://127.0.0.1:{port}") };
+        let served = Served {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         let http = reqwest::Client::new();
         for _ in 0..200 {
-            if http.get(format!("{}/v1.0/healthz", served.url)).send().await.is_ok_and(|r| r.status().as_u16() == 204) {
+            if http
+                .get(format!("{}/v1.0/healthz", served.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 204)
+            {
                 return Ok(served);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -74,9 +84,14 @@ impl Drop for Served {
 pub fn usage_of(pid: u32) -> anyhow::Result<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed stat")?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("malformed stat")?;
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short stat")?.parse::<f64>()?) };
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short stat")?.parse::<f64>()?)
+    };
     // SC_CLK_TCK is 100 on Linux for every architecture we run on.
     let cpu_secs = (ticks(11)? + ticks(12)?) / 100.0;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -89,7 +104,11 @@ pub fn usage_of(pid: u32) -> anyhow::Result<Usage> {
             .unwrap_or(0)
             * 1024
     };
-    Ok(Usage { cpu_secs, rss_bytes: kb("VmRSS:"), peak_rss_bytes: kb("VmHWM:") })
+    Ok(Usage {
+        cpu_secs,
+        rss_bytes: kb("VmRSS:"),
+        peak_rss_bytes: kb("VmHWM:"),
+    })
 }
 
 /// The release `tempest` binary next to this benchmark binary, or `target/release/tempest`.

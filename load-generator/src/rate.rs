@@ -11,7 +11,10 @@ pub struct Latencies {
 
 impl Default for Latencies {
     fn default() -> Self {
-        Latencies { hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant bounds are valid"), errors: 0 }
+        Latencies {
+            hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant bounds are valid"),
+            errors: 0,
+        }
     }
 }
 

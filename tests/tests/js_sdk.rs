@@ -31,7 +31,12 @@ async fn dapr_js_sdk_works_unmodified() {
     .expect("write");
     let app_port = free_port();
     let app = format!("orders=http://127.0.0.1:{app_port}");
-    let t = Tempest::start(dir.path(), &["--resources-path", &res.to_string_lossy(), "--app", &app], &[]).await;
+    let t = Tempest::start(
+        dir.path(),
+        &["--resources-path", &res.to_string_lossy(), "--app", &app],
+        &[],
+    )
+    .await;
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("--test")
@@ -48,6 +53,13 @@ async fn dapr_js_sdk_works_unmodified() {
     let (out, t) = out;
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "Dapr JS SDK tests failed:\n{stdout}\ntempest log:\n{}", t.log_text());
-    assert!(stdout.contains("# fail 0") && !stdout.contains("# pass 0"), "the SDK tests ran and passed:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "Dapr JS SDK tests failed:\n{stdout}\ntempest log:\n{}",
+        t.log_text()
+    );
+    assert!(
+        stdout.contains("# fail 0") && !stdout.contains("# pass 0"),
+        "the SDK tests ran and passed:\n{stdout}"
+    );
 }

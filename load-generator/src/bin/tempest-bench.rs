@@ -64,7 +64,10 @@ enum Cmd {
 
 fn bar(len: u64, msg: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     pb.set_message(msg.to_owned());
     pb
 }
@@ -98,14 +101,26 @@ async fn invoke(bin: PathBuf, rate: u32, seconds: u64, payload: usize) -> anyhow
     let (mut echo, app) = start_echo_app().await?;
     let data = tempfile::tempdir()?;
     let served = Served::start(&bin, data.path(), &["--app".into(), format!("echo={app}")]).await?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let body = bytes::Bytes::from(vec![b'x'; payload]);
     let direct_url = format!("{app}/bench/echo");
     let invoke_url = format!("{}/v1.0/invoke/echo/method/bench/echo", served.url);
     // Warm up connections on both paths.
     for _ in 0..200 {
-        http.post(&direct_url).body(body.clone()).send().await?.bytes().await?;
-        http.post(&invoke_url).body(body.clone()).send().await?.bytes().await?;
+        http.post(&direct_url)
+            .body(body.clone())
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        http.post(&invoke_url)
+            .body(body.clone())
+            .send()
+            .await?
+            .bytes()
+            .await?;
     }
     let direct = Arc::new(Mutex::new(Latencies::default()));
     let invoked = Arc::new(Mutex::new(Latencies::default()));
@@ -122,7 +137,11 @@ async fn invoke(bin: PathBuf, rate: u32, seconds: u64, payload: usize) -> anyhow
         // other, alternating), so both paths see the same machine and the same timer jitter.
         let due = start + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
-        let order = if i % 2 == 0 { [(&direct_url, &direct), (&invoke_url, &invoked)] } else { [(&invoke_url, &invoked), (&direct_url, &direct)] };
+        let order = if i % 2 == 0 {
+            [(&direct_url, &direct), (&invoke_url, &invoked)]
+        } else {
+            [(&invoke_url, &invoked), (&direct_url, &direct)]
+        };
         for (url, sink) in order {
             let (http, body, url, sink) = (http.clone(), body.clone(), url.clone(), sink.clone());
             tasks.push(tokio::spawn(async move {
@@ -150,21 +169,52 @@ async fn invoke(bin: PathBuf, rate: u32, seconds: u64, payload: usize) -> anyhow
     let (d, v) = (direct.lock().await, invoked.lock().await);
     let cpu = (after.cpu_secs - before.cpu_secs) / elapsed;
     let per_k = cpu / (f64::from(rate) / 1000.0);
-    println!("## Service invocation: added latency at {rate} req/s ({seconds} s, {payload} B bodies)\n");
+    println!(
+        "## Service invocation: added latency at {rate} req/s ({seconds} s, {payload} B bodies)\n"
+    );
     println!("| path | requests | errors | p50 ms | p90 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
-    println!("| direct to app | {} | {} | {:.3} | {:.3} | {:.3} |", d.count(), d.errors, d.ms(0.5), d.ms(0.9), d.ms(0.99));
-    println!("| via tempest invoke | {} | {} | {:.3} | {:.3} | {:.3} |", v.count(), v.errors, v.ms(0.5), v.ms(0.9), v.ms(0.99));
-    println!("| **added by invoke** | | | {:+.3} | {:+.3} | {:+.3} |", v.ms(0.5) - d.ms(0.5), v.ms(0.9) - d.ms(0.9), v.ms(0.99) - d.ms(0.99));
+    println!(
+        "| direct to app | {} | {} | {:.3} | {:.3} | {:.3} |",
+        d.count(),
+        d.errors,
+        d.ms(0.5),
+        d.ms(0.9),
+        d.ms(0.99)
+    );
+    println!(
+        "| via tempest invoke | {} | {} | {:.3} | {:.3} | {:.3} |",
+        v.count(),
+        v.errors,
+        v.ms(0.5),
+        v.ms(0.9),
+        v.ms(0.99)
+    );
+    println!(
+        "| **added by invoke** | | | {:+.3} | {:+.3} | {:+.3} |",
+        v.ms(0.5) - d.ms(0.5),
+        v.ms(0.9) - d.ms(0.9),
+        v.ms(0.99) - d.ms(0.99)
+    );
     println!();
-    println!("tempest CPU: {cpu:.3} vCPU at {rate} req/s = **{per_k:.3} vCPU per 1,000 req/s**; RSS {:.1} MB (peak {:.1} MB)", after.rss_bytes as f64 / 1e6, after.peak_rss_bytes as f64 / 1e6);
+    println!(
+        "tempest CPU: {cpu:.3} vCPU at {rate} req/s = **{per_k:.3} vCPU per 1,000 req/s**; RSS {:.1} MB (peak {:.1} MB)",
+        after.rss_bytes as f64 / 1e6,
+        after.peak_rss_bytes as f64 / 1e6
+    );
     // The reference for CPU: the echo app serves 2 requests per tick (direct + forwarded), so
     // its CPU per 1,000 requests is what one plain HTTP hop costs on this machine.
-    let echo_per_k = (echo_after.cpu_secs - echo_before.cpu_secs) / elapsed / (2.0 * f64::from(rate) / 1000.0);
-    println!("reference: the echo app (axum, same machine) spends {echo_per_k:.3} vCPU per 1,000 req/s serving one hop; invoke costs {:.1}x that (it is a server and a client)", per_k / echo_per_k.max(1e-9));
+    let echo_per_k =
+        (echo_after.cpu_secs - echo_before.cpu_secs) / elapsed / (2.0 * f64::from(rate) / 1000.0);
+    println!(
+        "reference: the echo app (axum, same machine) spends {echo_per_k:.3} vCPU per 1,000 req/s serving one hop; invoke costs {:.1}x that (it is a server and a client)",
+        per_k / echo_per_k.max(1e-9)
+    );
     let _ = echo.kill();
     let _ = echo.wait();
-    println!("Dapr (published): +1.40 ms p90, +2.10 ms p99, 0.48 vCPU + 23 MB per 1,000 req/s. Goal: p99 added < 0.5 ms, <= 0.05 vCPU per 1,000 req/s.");
+    println!(
+        "Dapr (published): +1.40 ms p90, +2.10 ms p99, 0.48 vCPU + 23 MB per 1,000 req/s. Goal: p99 added < 0.5 ms, <= 0.05 vCPU per 1,000 req/s."
+    );
     Ok(())
 }
 
@@ -208,10 +258,18 @@ where
     }
     ticker.abort();
     pb.finish_and_clear();
-    (counter.load(std::sync::atomic::Ordering::Relaxed), errors.load(std::sync::atomic::Ordering::Relaxed))
+    (
+        counter.load(std::sync::atomic::Ordering::Relaxed),
+        errors.load(std::sync::atomic::Ordering::Relaxed),
+    )
 }
 
-async fn state(bin: PathBuf, seconds: u64, concurrency: usize, redis_addr: String) -> anyhow::Result<()> {
+async fn state(
+    bin: PathBuf,
+    seconds: u64,
+    concurrency: usize,
+    redis_addr: String,
+) -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let res = data.path().join("resources");
     std::fs::create_dir_all(&res)?;
@@ -222,27 +280,53 @@ async fn state(bin: PathBuf, seconds: u64, concurrency: usize, redis_addr: Strin
              apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: redis}}\nspec: {{type: state.redis, version: v1, metadata: [{{name: redisHost, value: \"{redis_addr}\"}}, {{name: keyPrefix, value: bench}}]}}\n"
         ),
     )?;
-    let served = Served::start(&bin, data.path(), &["--resources-path".into(), res.to_string_lossy().into_owned()]).await?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let served = Served::start(
+        &bin,
+        data.path(),
+        &[
+            "--resources-path".into(),
+            res.to_string_lossy().into_owned(),
+        ],
+    )
+    .await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let value = serde_json::json!({"user": "someone", "items": [1, 2, 3], "total": 42.5});
     let raw_value = value.to_string();
     let value = Arc::new(value);
     let client = redis::Client::open(format!("redis://{redis_addr}/"))?;
-    let raw = client.get_multiplexed_async_connection().await.context("raw Redis client")?;
+    let raw = client
+        .get_multiplexed_async_connection()
+        .await
+        .context("raw Redis client")?;
 
     let mut rows = Vec::new();
     // Raw Redis: the floor. Same key space, same value bytes.
     let (conn, v) = (raw.clone(), raw_value.clone());
     let (n, e) = closed_loop("raw redis SET", seconds, concurrency, move |i| {
         let (mut conn, v) = (conn.clone(), v.clone());
-        async move { redis::cmd("SET").arg(format!("bench-raw||k{}", i % 1000)).arg(v).query_async::<()>(&mut conn).await.is_ok() }
+        async move {
+            redis::cmd("SET")
+                .arg(format!("bench-raw||k{}", i % 1000))
+                .arg(v)
+                .query_async::<()>(&mut conn)
+                .await
+                .is_ok()
+        }
     })
     .await;
     rows.push(("save", "raw Redis client (SET)", n, e, None));
     let conn = raw.clone();
     let (n, e) = closed_loop("raw redis GET", seconds, concurrency, move |i| {
         let mut conn = conn.clone();
-        async move { redis::cmd("GET").arg(format!("bench-raw||k{}", i % 1000)).query_async::<Option<Vec<u8>>>(&mut conn).await.is_ok() }
+        async move {
+            redis::cmd("GET")
+                .arg(format!("bench-raw||k{}", i % 1000))
+                .query_async::<Option<Vec<u8>>>(&mut conn)
+                .await
+                .is_ok()
+        }
     })
     .await;
     rows.push(("get", "raw Redis client (GET)", n, e, None));
@@ -251,35 +335,93 @@ async fn state(bin: PathBuf, seconds: u64, concurrency: usize, redis_addr: Strin
         let save_url = format!("{}/v1.0/state/{store}", served.url);
         let before = served.usage()?;
         let (h, u, v) = (http.clone(), save_url.clone(), value.clone());
-        let (n, e) = closed_loop(&format!("tempest {store} save"), seconds, concurrency, move |i| {
-            let b = serde_json::json!([{"key": format!("k{}", i % 1000), "value": *v}]).to_string();
-            let (h, u) = (h.clone(), u.clone());
-            async move { h.post(&u).header("content-type", "application/json").body(b).send().await.is_ok_and(|r| r.status().as_u16() == 204) }
-        })
+        let (n, e) = closed_loop(
+            &format!("tempest {store} save"),
+            seconds,
+            concurrency,
+            move |i| {
+                let b =
+                    serde_json::json!([{"key": format!("k{}", i % 1000), "value": *v}]).to_string();
+                let (h, u) = (h.clone(), u.clone());
+                async move {
+                    h.post(&u)
+                        .header("content-type", "application/json")
+                        .body(b)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().as_u16() == 204)
+                }
+            },
+        )
         .await;
         let cpu = served.usage()?.cpu_secs - before.cpu_secs;
-        rows.push(("save", if store == "redis" { "tempest → state.redis" } else { "tempest → state.sqlite (embedded)" }, n, e, Some(cpu)));
+        rows.push((
+            "save",
+            if store == "redis" {
+                "tempest → state.redis"
+            } else {
+                "tempest → state.sqlite (embedded)"
+            },
+            n,
+            e,
+            Some(cpu),
+        ));
         let before = served.usage()?;
         let (h, u) = (http.clone(), save_url.clone());
-        let (n, e) = closed_loop(&format!("tempest {store} get"), seconds, concurrency, move |i| {
-            let (h, u) = (h.clone(), format!("{}/k{}", u, i % 1000));
-            async move { h.get(&u).send().await.is_ok_and(|r| r.status().as_u16() == 200) }
-        })
+        let (n, e) = closed_loop(
+            &format!("tempest {store} get"),
+            seconds,
+            concurrency,
+            move |i| {
+                let (h, u) = (h.clone(), format!("{}/k{}", u, i % 1000));
+                async move {
+                    h.get(&u)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().as_u16() == 200)
+                }
+            },
+        )
         .await;
         let cpu = served.usage()?.cpu_secs - before.cpu_secs;
-        rows.push(("get", if store == "redis" { "tempest → state.redis" } else { "tempest → state.sqlite (embedded)" }, n, e, Some(cpu)));
+        rows.push((
+            "get",
+            if store == "redis" {
+                "tempest → state.redis"
+            } else {
+                "tempest → state.sqlite (embedded)"
+            },
+            n,
+            e,
+            Some(cpu),
+        ));
     }
-    let floor = |op: &str| rows.iter().find(|r| r.0 == op && r.4.is_none()).map(|r| r.2 as f64 / seconds as f64).unwrap_or(1.0);
-    println!("## State get/save throughput ({seconds} s per phase, {concurrency} in flight, 1,000 keys)\n");
-    println!("| op | path | ops/s | errors | ratio to raw Redis | tempest CPU s/s | ops per tempest CPU-second |");
+    let floor = |op: &str| {
+        rows.iter()
+            .find(|r| r.0 == op && r.4.is_none())
+            .map(|r| r.2 as f64 / seconds as f64)
+            .unwrap_or(1.0)
+    };
+    println!(
+        "## State get/save throughput ({seconds} s per phase, {concurrency} in flight, 1,000 keys)\n"
+    );
+    println!(
+        "| op | path | ops/s | errors | ratio to raw Redis | tempest CPU s/s | ops per tempest CPU-second |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (op, path, n, e, cpu) in &rows {
         let rate = *n as f64 / seconds as f64;
         let (cpu_s, per_core) = match cpu {
-            Some(c) => (format!("{:.2}", c / seconds as f64), format!("{:.0}", *n as f64 / c.max(1e-9))),
+            Some(c) => (
+                format!("{:.2}", c / seconds as f64),
+                format!("{:.0}", *n as f64 / c.max(1e-9)),
+            ),
             None => ("-".into(), "-".into()),
         };
-        println!("| {op} | {path} | {rate:.0} | {e} | {:.0}% | {cpu_s} | {per_core} |", 100.0 * rate / floor(op));
+        println!(
+            "| {op} | {path} | {rate:.0} | {e} | {:.0}% | {cpu_s} | {per_core} |",
+            100.0 * rate / floor(op)
+        );
     }
     println!("\nGoal: >= 70% of raw.");
     Ok(())
@@ -290,8 +432,16 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let bin = cli.tempest_bin.unwrap_or_else(default_tempest_bin);
     match cli.command {
-        Cmd::Invoke { rate, seconds, payload } => invoke(bin, rate, seconds, payload).await,
-        Cmd::State { seconds, concurrency, redis } => state(bin, seconds, concurrency, redis).await,
+        Cmd::Invoke {
+            rate,
+            seconds,
+            payload,
+        } => invoke(bin, rate, seconds, payload).await,
+        Cmd::State {
+            seconds,
+            concurrency,
+            redis,
+        } => state(bin, seconds, concurrency, redis).await,
         Cmd::EchoApp { port } => echo_app(port).await,
     }
 }

@@ -15,17 +15,26 @@ pub struct TraceContext {
     pub tracestate: Option<String>,
 }
 
+/// A random trace id (16 bytes) or span id (8 bytes) as lower-case hex; never all zeros,
+/// which W3C trace context forbids.
 fn random_hex(bytes: usize) -> String {
     let mut rng = rand::thread_rng();
-    loop {
-        let s: String = (0..bytes)
-            .map(|_| format!("{:02x}", rng.r#gen::<u8>()))
-            .collect();
-        // All-zero ids are invalid in W3C trace context.
-        if s.bytes().any(|b| b != b'0') {
-            return s;
-        }
+    if bytes == 8 {
+        let id = loop {
+            let v: u64 = rng.r#gen();
+            if v != 0 {
+                break v;
+            }
+        };
+        return format!("{id:016x}");
     }
+    let id = loop {
+        let v: u128 = rng.r#gen();
+        if v != 0 {
+            break v;
+        }
+    };
+    format!("{id:032x}")
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
