@@ -129,21 +129,29 @@ async fn handle(State(app): State<TestApp>, req: Request) -> Response {
 }
 
 impl TestApp {
-    /// Starts the app on a free port.
+    /// Starts the app on a port the OS picks (no race with other tests).
     pub async fn start() -> TestApp {
-        Self::start_on(crate::free_port()).await
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind test app");
+        Self::serve(listener)
     }
 
-    /// Starts the app on `port`.
+    /// Starts the app on a given `port` (for tests that declare the URL before the app exists).
     pub async fn start_on(port: u16) -> TestApp {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind test app");
+        Self::serve(listener)
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> TestApp {
+        let port = listener.local_addr().expect("local addr").port();
         let app = TestApp {
             inner: Arc::new(Mutex::new(Inner::default())),
             port,
             url: format!("http://127.0.0.1:{port}"),
         };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind test app");
         let router = Router::new().fallback(handle).with_state(app.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;

@@ -50,6 +50,10 @@ impl Tempest {
     }
 
     async fn spawn(&mut self) {
+        self.spawn_attempt(0).await
+    }
+
+    async fn spawn_attempt(&mut self, attempt: u32) {
         let bin = binary();
         assert!(
             bin.exists(),
@@ -81,13 +85,17 @@ impl Tempest {
         let client = reqwest::Client::new();
         let health = format!("{}/v1.0/healthz", self.url);
         for _ in 0..200 {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "tempest exited with {status} during start:\n{}",
-                        self.log_text()
-                    );
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = self.log_text();
+                // Another test may have taken the port between picking and binding it.
+                if log.contains("cannot listen") && attempt < 3 {
+                    self.port = crate::free_port();
+                    self.url = format!("http://127.0.0.1:{}", self.port);
+                    return Box::pin(self.spawn_attempt(attempt + 1)).await;
                 }
+                panic!("tempest exited with {status} during start:\n{log}");
             }
             if client
                 .get(&health)

@@ -146,14 +146,14 @@ pub fn envelope(ev: &PublishedEvent<'_>) -> Result<Map<String, Value>, EnvelopeE
             ce.insert(attr.into(), v.into());
         }
     }
-    if let Some(ttl) = ev.metadata.get("ttlInSeconds") {
-        if let Ok(secs) = ttl.parse::<i64>() {
-            let at = chrono::Utc::now() + chrono::Duration::seconds(secs);
-            ce.insert(
-                "expiration".into(),
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into(),
-            );
-        }
+    if let Some(ttl) = ev.metadata.get("ttlInSeconds")
+        && let Ok(secs) = ttl.parse::<i64>()
+    {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(secs);
+        ce.insert(
+            "expiration".into(),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into(),
+        );
     }
     Ok(ce)
 }

@@ -131,28 +131,6 @@ pub fn parse_programmatic(app_id: &str, body: &[u8]) -> Result<Vec<Subscription>
     Ok(subs)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_v1_and_v2_forms() {
-        let body = br#"[
-            {"pubsubname":"pubsub","topic":"a","route":"/a"},
-            {"pubsubName":"pubsub","topic":"b","route":"/old","routes":{"rules":[{"match":"event.type == \"x\"","path":"/x"}],"default":"/b"},"deadLetterTopic":"dead","metadata":{"rawPayload":"true"}},
-            {"pubsubname":"pubsub","topic":"noroute"}
-        ]"#;
-        let subs = parse_programmatic("app", body).expect("parse");
-        assert_eq!(subs.len(), 2);
-        assert_eq!(subs[0].default_route.as_deref(), Some("/a"));
-        assert_eq!(subs[1].default_route.as_deref(), Some("/b"));
-        assert_eq!(subs[1].rules[0].path, "/x");
-        assert_eq!(subs[1].dead_letter_topic.as_deref(), Some("dead"));
-        assert!(subs[1].raw_payload);
-        assert!(parse_programmatic("app", b"{}").is_err());
-    }
-}
-
 /// Asks an app for its subscriptions (`GET <app>/dapr/subscribe`). `Ok(None)` means the app is
 /// not reachable yet; a 404 means it has none.
 pub async fn fetch_programmatic(
@@ -180,5 +158,27 @@ pub async fn fetch_programmatic(
             parse_programmatic(app_id, &body).map(Some)
         }
         status => Err(format!("GET /dapr/subscribe answered {status}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_v1_and_v2_forms() {
+        let body = br#"[
+            {"pubsubname":"pubsub","topic":"a","route":"/a"},
+            {"pubsubName":"pubsub","topic":"b","route":"/old","routes":{"rules":[{"match":"event.type == \"x\"","path":"/x"}],"default":"/b"},"deadLetterTopic":"dead","metadata":{"rawPayload":"true"}},
+            {"pubsubname":"pubsub","topic":"noroute"}
+        ]"#;
+        let subs = parse_programmatic("app", body).expect("parse");
+        assert_eq!(subs.len(), 2);
+        assert_eq!(subs[0].default_route.as_deref(), Some("/a"));
+        assert_eq!(subs[1].default_route.as_deref(), Some("/b"));
+        assert_eq!(subs[1].rules[0].path, "/x");
+        assert_eq!(subs[1].dead_letter_topic.as_deref(), Some("dead"));
+        assert!(subs[1].raw_payload);
+        assert!(parse_programmatic("app", b"{}").is_err());
     }
 }

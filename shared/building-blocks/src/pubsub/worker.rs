@@ -29,10 +29,10 @@ const FETCH_BATCH: usize = 16;
 const FETCH_WAIT: Duration = Duration::from_millis(500);
 
 fn event_of(sub: &Subscription, data: &Bytes) -> Map<String, Value> {
-    if !sub.raw_payload {
-        if let Ok(Value::Object(ce)) = serde_json::from_slice::<Value>(data) {
-            return ce;
-        }
+    if !sub.raw_payload
+        && let Ok(Value::Object(ce)) = serde_json::from_slice::<Value>(data)
+    {
+        return ce;
     }
     // Raw subscriptions, and raw payloads reaching a CloudEvent subscription, are wrapped the
     // way Dapr wraps raw payloads rather than being lost.
@@ -163,10 +163,10 @@ pub async fn run_subscription(rt: Arc<Runtime>, sub: Subscription) {
             }
         };
         for msg in batch {
-            if process(&rt, &component, &sub, &msg).await == Disposition::Done {
-                if let Err(e) = broker.ack(&sub.topic, &sub.app_id, &msg.ack_id).await {
-                    tracing::warn!(topic = %sub.topic, "ack failed, message may be redelivered: {e}");
-                }
+            if process(&rt, &component, &sub, &msg).await == Disposition::Done
+                && let Err(e) = broker.ack(&sub.topic, &sub.app_id, &msg.ack_id).await
+            {
+                tracing::warn!(topic = %sub.topic, "ack failed, message may be redelivered: {e}");
             }
         }
     }

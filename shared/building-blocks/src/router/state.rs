@@ -243,11 +243,10 @@ fn entry_response(entry: StateEntry) -> Response {
     if let Ok(etag) = HeaderValue::from_str(&entry.etag) {
         headers.insert("etag", etag);
     }
-    if let Some(at) = entry.expires_at {
-        if let Ok(v) = HeaderValue::from_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        {
-            headers.insert("metadata.ttlexpiretime", v);
-        }
+    if let Some(at) = entry.expires_at
+        && let Ok(v) = HeaderValue::from_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    {
+        headers.insert("metadata.ttlexpiretime", v);
     }
     (StatusCode::OK, headers, entry.value).into_response()
 }

@@ -124,10 +124,10 @@ pub fn run(
         let Ok(data) = serde_json::from_slice::<Value>(&entry.value) else {
             continue;
         };
-        if let Some(filter) = &query.filter {
-            if !matches(filter, &data)? {
-                continue;
-            }
+        if let Some(filter) = &query.filter
+            && !matches(filter, &data)?
+        {
+            continue;
         }
         hits.push(QueryResult {
             key,
