@@ -17,7 +17,7 @@ use crate::metadata::Metadata;
 /// Checks then applies a list of operations. Per operation, ARGV holds five values:
 /// kind (`U`/`D`), value, ETag (empty = none), first-write (`1`/`0`), TTL seconds (empty = none).
 /// As in Dapr's Redis store, an ETag given for a key that does not exist is accepted.
-const WRITE_SCRIPT: &str = r#"
+pub const WRITE_SCRIPT: &str = r#"
 local ver = {}
 local function current(k)
   if ver[k] == nil then
