@@ -33,3 +33,28 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A Dapr Component document with string metadata.
+pub fn component(name: &str, type_name: &str, metadata: &[(&str, &str)]) -> String {
+    let md: Vec<String> = metadata
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{{name: {k}, value: {}}}",
+                serde_json::Value::String((*v).to_owned())
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: {name}}}\nspec: {{type: {type_name}, version: v1, metadata: [{}]}}\n",
+        md.join(", ")
+    )
+}
+
+/// Writes resource documents into `<dir>/resources/resources.yaml`; returns the folder path.
+pub fn write_resources(dir: &std::path::Path, docs: &[String]) -> String {
+    let res = dir.join("resources");
+    std::fs::create_dir_all(&res).expect("create resources folder");
+    std::fs::write(res.join("resources.yaml"), docs.join("---\n")).expect("write resources");
+    res.to_string_lossy().into_owned()
+}

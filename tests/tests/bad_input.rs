@@ -2,7 +2,7 @@
 //! was accepted before is lost or changed.
 
 use serde_json::{Value, json};
-use tempest_tests::Tempest;
+use tempest_tests::{Tempest, component, write_resources};
 
 struct Case {
     what: &'static str,
@@ -38,21 +38,30 @@ async fn bad_inputs_are_rejected_and_lose_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secrets = dir.path().join("secrets.json");
     std::fs::write(&secrets, r#"{"token":"t0k3n"}"#).expect("write");
-    let res = dir.path().join("resources");
-    std::fs::create_dir_all(&res).expect("mkdir");
-    std::fs::write(
-        res.join("c.yaml"),
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: statestore}}\nspec: {{type: state.sqlite, version: v1, metadata: [{{name: connectionString, value: state.db}}]}}\n---\n\
-             apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: pubsub}}\nspec: {{type: pubsub.sqlite, version: v1, metadata: [{{name: connectionString, value: pubsub.db}}]}}\n---\n\
-             apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: files}}\nspec: {{type: secretstores.local.file, version: v1, metadata: [{{name: secretsFile, value: \"{}\"}}]}}\n",
-            secrets.display()
-        ),
-    )
-    .expect("write");
+    let secrets = secrets.to_string_lossy();
+    let res = write_resources(
+        dir.path(),
+        &[
+            component(
+                "statestore",
+                "state.sqlite",
+                &[("connectionString", "state.db")],
+            ),
+            component(
+                "pubsub",
+                "pubsub.sqlite",
+                &[("connectionString", "pubsub.db")],
+            ),
+            component(
+                "files",
+                "secretstores.local.file",
+                &[("secretsFile", &secrets)],
+            ),
+        ],
+    );
     let t = Tempest::start(
         dir.path(),
-        &["--resources-path", &res.to_string_lossy()],
+        &["--resources-path", &res],
         &[("TEMPEST_MAX_BODY_SIZE", "65536")],
     )
     .await;

@@ -6,32 +6,26 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempest_tests::app::Reply;
-use tempest_tests::{Tempest, TestApp, eventually, free_port};
+use tempest_tests::{Tempest, TestApp, component, eventually, free_port, write_resources};
 
 const MESSAGES: usize = 40;
 
 #[tokio::test]
 async fn accepted_messages_and_acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let res = dir.path().join("resources");
-    std::fs::create_dir_all(&res).expect("mkdir");
     // Embedded durable defaults, with a short redelivery interval so the test is quick.
-    std::fs::write(
-        res.join("c.yaml"),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore}\nspec: {type: state.sqlite, version: v1}\n---\n\
-         apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: pubsub}\nspec: {type: pubsub.sqlite, version: v1, metadata: [{name: redeliverInterval, value: 1s}]}\n",
-    )
-    .expect("write");
+    let res = write_resources(
+        dir.path(),
+        &[
+            component("statestore", "state.sqlite", &[]),
+            component("pubsub", "pubsub.sqlite", &[("redeliverInterval", "1s")]),
+        ],
+    );
     let app_port = free_port();
     let app_spec = format!("orders=http://127.0.0.1:{app_port}");
     let mut t = Tempest::start(
         dir.path(),
-        &[
-            "--resources-path",
-            &res.to_string_lossy(),
-            "--app",
-            &app_spec,
-        ],
+        &["--resources-path", &res, "--app", &app_spec],
         &[],
     )
     .await;

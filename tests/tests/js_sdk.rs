@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use tempest_tests::{Tempest, free_port};
+use tempest_tests::{Tempest, component, free_port, write_resources};
 
 #[tokio::test]
 async fn dapr_js_sdk_works_unmodified() {
@@ -17,26 +17,30 @@ async fn dapr_js_sdk_works_unmodified() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secrets = dir.path().join("secrets.json");
     std::fs::write(&secrets, r#"{"mysecret":"s3cr3t","db":{"password":"pw"}}"#).expect("write");
-    let res = dir.path().join("resources");
-    std::fs::create_dir_all(&res).expect("mkdir");
-    std::fs::write(
-        res.join("components.yaml"),
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: statestore}}\nspec: {{type: state.sqlite, version: v1, metadata: [{{name: connectionString, value: state.db}}]}}\n---\n\
-             apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: pubsub}}\nspec: {{type: pubsub.sqlite, version: v1, metadata: [{{name: connectionString, value: pubsub.db}}]}}\n---\n\
-             apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: localsecretstore}}\nspec: {{type: secretstores.local.file, version: v1, metadata: [{{name: secretsFile, value: \"{}\"}}, {{name: nestedSeparator, value: \":\"}}]}}\n",
-            secrets.display()
-        ),
-    )
-    .expect("write");
+    let secrets = secrets.to_string_lossy();
+    let res = write_resources(
+        dir.path(),
+        &[
+            component(
+                "statestore",
+                "state.sqlite",
+                &[("connectionString", "state.db")],
+            ),
+            component(
+                "pubsub",
+                "pubsub.sqlite",
+                &[("connectionString", "pubsub.db")],
+            ),
+            component(
+                "localsecretstore",
+                "secretstores.local.file",
+                &[("secretsFile", &secrets), ("nestedSeparator", ":")],
+            ),
+        ],
+    );
     let app_port = free_port();
     let app = format!("orders=http://127.0.0.1:{app_port}");
-    let t = Tempest::start(
-        dir.path(),
-        &["--resources-path", &res.to_string_lossy(), "--app", &app],
-        &[],
-    )
-    .await;
+    let t = Tempest::start(dir.path(), &["--resources-path", &res, "--app", &app], &[]).await;
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("--test")

@@ -6,28 +6,24 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempest_tests::app::Reply;
-use tempest_tests::{Tempest, TestApp, eventually};
+use tempest_tests::{Tempest, TestApp, component, eventually, write_resources};
 
-fn write_resources(dir: &std::path::Path, yaml: &str) -> String {
-    let res = dir.join("resources");
-    std::fs::create_dir_all(&res).expect("mkdir");
-    std::fs::write(res.join("resources.yaml"), yaml).expect("write");
-    res.to_string_lossy().into_owned()
-}
-
-fn pubsub_yaml(kind: &str) -> String {
+/// The pub/sub component under test and a quick delivery retry policy for it.
+fn pubsub_resources(kind: &str) -> Vec<String> {
     let host = std::env::var("TEMPEST_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".into());
-    let md = match kind {
-        "pubsub.redis" => format!(
-            "[{{name: redisHost, value: \"{host}\"}}, {{name: redeliverInterval, value: 1s}}, {{name: consumerID, value: c{}}}]",
-            std::process::id()
-        ),
-        _ => "[{name: redeliverInterval, value: 1s}]".into(),
+    let consumer = format!("c{}", std::process::id());
+    let md: Vec<(&str, &str)> = match kind {
+        "pubsub.redis" => vec![
+            ("redisHost", &host),
+            ("redeliverInterval", "1s"),
+            ("consumerID", &consumer),
+        ],
+        _ => vec![("redeliverInterval", "1s")],
     };
-    format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: pubsub}}\nspec: {{type: {kind}, version: v1, metadata: {md}}}\n---\n\
-         apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata: {{name: r}}\nspec:\n  policies:\n    retries:\n      quick: {{policy: constant, duration: 50ms, maxRetries: 2}}\n  targets:\n    components:\n      pubsub: {{inbound: {{retry: quick}}}}\n"
-    )
+    vec![
+        component("pubsub", kind, &md),
+        "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata: {name: r}\nspec:\n  policies:\n    retries:\n      quick: {policy: constant, duration: 50ms, maxRetries: 2}\n  targets:\n    components:\n      pubsub: {inbound: {retry: quick}}\n".into(),
+    ]
 }
 
 /// Topics unique per run, so runs against a shared Redis do not see each other's messages.
@@ -73,13 +69,11 @@ async fn scenario(kind: &str) {
     // Declarative subscription for a second app.
     let audit = TestApp::start().await;
     let audit_topic = topic("audit");
-    let res = write_resources(
-        dir.path(),
-        &format!(
-            "{}---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {{name: audit}}\nspec: {{topic: {audit_topic}, pubsubname: pubsub, routes: {{default: /audit}}}}\nscopes: [audit]\n",
-            pubsub_yaml(kind)
-        ),
-    );
+    let mut docs = pubsub_resources(kind);
+    docs.push(format!(
+        "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {{name: audit}}\nspec: {{topic: {audit_topic}, pubsubname: pubsub, routes: {{default: /audit}}}}\nscopes: [audit]\n"
+    ));
+    let res = write_resources(dir.path(), &docs);
     let t = Tempest::start(
         dir.path(),
         &[

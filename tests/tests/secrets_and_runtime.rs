@@ -1,7 +1,7 @@
 //! Secrets with scoping and `secretKeyRef`, metadata, health, and the API token.
 
 use serde_json::{Value, json};
-use tempest_tests::Tempest;
+use tempest_tests::{Tempest, component, write_resources};
 
 fn setup_resources(dir: &std::path::Path) -> String {
     let secrets = dir.join("secrets.json");
@@ -10,20 +10,17 @@ fn setup_resources(dir: &std::path::Path) -> String {
         r#"{"db":{"password":"pw","user":"u"},"open":"yes","closed":"no"}"#,
     )
     .expect("write");
-    let res = dir.join("resources");
-    std::fs::create_dir_all(&res).expect("mkdir");
-    std::fs::write(
-        res.join("r.yaml"),
-        format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: files}}\nspec: {{type: secretstores.local.file, version: v1, metadata: [{{name: secretsFile, value: \"{}\"}}]}}\n---\n\
-             apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: env}}\nspec: {{type: secretstores.local.env, version: v1, metadata: [{{name: prefix, value: TT_}}]}}\n---\n\
-             apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: statestore}}\nauth: {{secretstore: files}}\nspec:\n  type: state.sqlite\n  version: v1\n  metadata:\n  - name: tableName\n    secretKeyRef: {{name: \"db:user\", key: \"db:user\"}}\n---\n\
-             apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {{name: c}}\nspec:\n  secrets:\n    scopes:\n    - {{storeName: files, defaultAccess: allow, deniedSecrets: [closed]}}\n",
-            secrets.display()
-        ),
+    let secrets = secrets.to_string_lossy();
+    write_resources(
+        dir,
+        &[
+            component("files", "secretstores.local.file", &[("secretsFile", &secrets)]),
+            component("env", "secretstores.local.env", &[("prefix", "TT_")]),
+            // The table name comes from the secret store through secretKeyRef.
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore}\nauth: {secretstore: files}\nspec:\n  type: state.sqlite\n  version: v1\n  metadata:\n  - name: tableName\n    secretKeyRef: {name: \"db:user\", key: \"db:user\"}\n".into(),
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: c}\nspec:\n  secrets:\n    scopes:\n    - {storeName: files, defaultAccess: allow, deniedSecrets: [closed]}\n".into(),
+        ],
     )
-    .expect("write");
-    res.to_string_lossy().into_owned()
 }
 
 #[tokio::test]

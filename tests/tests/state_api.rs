@@ -2,14 +2,7 @@
 //! PostgreSQL via component YAML.
 
 use serde_json::{Value, json};
-use tempest_tests::Tempest;
-
-fn resources(dir: &std::path::Path, yaml: &str) -> String {
-    let res = dir.join("resources");
-    std::fs::create_dir_all(&res).expect("mkdir");
-    std::fs::write(res.join("components.yaml"), yaml).expect("write");
-    res.to_string_lossy().into_owned()
-}
+use tempest_tests::{Tempest, component, write_resources};
 
 async fn status_of(req: reqwest::RequestBuilder) -> (u16, String, reqwest::header::HeaderMap) {
     let resp = req.send().await.expect("send");
@@ -205,11 +198,13 @@ async fn redis_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = std::env::var("TEMPEST_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".into());
     let prefix = format!("it-{}", std::process::id());
-    let res = resources(
+    let res = write_resources(
         dir.path(),
-        &format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: redisstore}}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - {{name: redisHost, value: \"{host}\"}}\n  - {{name: keyPrefix, value: \"{prefix}\"}}\n"
-        ),
+        &[component(
+            "redisstore",
+            "state.redis",
+            &[("redisHost", &host), ("keyPrefix", &prefix)],
+        )],
     );
     let t = Tempest::start(dir.path(), &["--resources-path", &res], &[]).await;
     scenario(&t, "redisstore", false).await;
@@ -221,11 +216,13 @@ async fn postgresql_store() {
     let conn = std::env::var("TEMPEST_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
     let table = format!("it_state_{}", std::process::id());
-    let res = resources(
+    let res = write_resources(
         dir.path(),
-        &format!(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: pgstore}}\nspec:\n  type: state.postgresql\n  version: v1\n  metadata:\n  - {{name: connectionString, value: \"{conn}\"}}\n  - {{name: tableName, value: {table}}}\n"
-        ),
+        &[component(
+            "pgstore",
+            "state.postgresql",
+            &[("connectionString", &conn), ("tableName", &table)],
+        )],
     );
     let t = Tempest::start(dir.path(), &["--resources-path", &res], &[]).await;
     scenario(&t, "pgstore", true).await;
@@ -234,9 +231,9 @@ async fn postgresql_store() {
 #[tokio::test]
 async fn key_prefix_keeps_stores_apart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let res = resources(
+    let res = write_resources(
         dir.path(),
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: a}\nspec: {type: state.in-memory, version: v1, metadata: [{name: keyPrefix, value: name}]}\n",
+        &[component("a", "state.in-memory", &[("keyPrefix", "name")])],
     );
     let t = Tempest::start(dir.path(), &["--resources-path", &res], &[]).await;
     let http = reqwest::Client::new();
