@@ -2,7 +2,9 @@
 
 pub mod cloudevents;
 pub mod config;
+pub mod tenant;
 pub mod tracecontext;
 
 pub use config::{Config, ConfigError};
+pub use tenant::TenantId;
 pub use tracecontext::TraceContext;

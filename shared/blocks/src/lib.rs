@@ -1,0 +1,43 @@
+//! Trace blocks in object storage, as Tempo lays them out: `<tenant>/<block-id>/` holding
+//! `data.parquet` (one row per span, sorted by trace id), `bloom` (trace-id bloom filter) and
+//! `meta.json`, written last: a block without `meta.json` does not exist for readers.
+
+pub mod attrs;
+pub mod bloom;
+pub mod meta;
+pub mod reader;
+pub mod schema;
+pub mod store;
+pub mod writer;
+
+pub use meta::BlockMeta;
+
+/// Why a block operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The object store failed.
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    /// Parquet encoding or decoding failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A stored object is not what the format says.
+    #[error("corrupt block {block}: {message}")]
+    Corrupt {
+        /// Block id or path.
+        block: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The storage URL is not usable.
+    #[error("invalid storage URL {url:?}: {message}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+}

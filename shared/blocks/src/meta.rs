@@ -1,0 +1,37 @@
+//! `meta.json`: what a block holds. Written last; its presence is what makes a block exist.
+
+use serde::{Deserialize, Serialize};
+
+/// The block format this crate writes.
+pub const FORMAT: &str = "tempest-parquet-v1";
+
+/// A block's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    /// Format and version of the data file.
+    pub format: String,
+    /// Block id (a UUID, derived from the content so a retried write lands on the same block).
+    pub block_id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Earliest span start, Unix nanoseconds.
+    pub start_time_unix_nano: u64,
+    /// Latest span end, Unix nanoseconds.
+    pub end_time_unix_nano: u64,
+    /// Spans in the block.
+    pub span_count: u64,
+    /// Distinct traces in the block.
+    pub trace_count: u64,
+    /// Size of `data.parquet` in bytes.
+    pub data_size: u64,
+    /// Size of `bloom` in bytes.
+    pub bloom_size: u64,
+    /// Parquet row groups.
+    pub row_groups: u64,
+    /// 0 for blocks written by ingest; compaction raises it.
+    pub compaction_level: u32,
+    /// When the block was written (RFC 3339).
+    pub created_at: String,
+    /// Span attributes stored in their own columns instead of the generic one.
+    pub dedicated_columns: Vec<String>,
+}

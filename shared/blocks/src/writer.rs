@@ -1,0 +1,127 @@
+//! Writes a batch of spans as one committed block: data, then bloom, then `meta.json`.
+
+use bytes::Bytes;
+use object_store::PutPayload;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tempest_core::TenantId;
+use tempest_traces::Span;
+
+use crate::BlockError;
+use crate::bloom::Bloom;
+use crate::meta::{BlockMeta, FORMAT};
+use crate::schema;
+use crate::store::Location;
+
+/// Spans per Parquet row group: small enough for range reads of one group, large enough
+/// for good compression.
+pub const ROW_GROUP_SPANS: usize = 64 * 1024;
+
+/// A block id derived from the tenant and the spans, so writing the same batch twice (a
+/// retried request) produces the same block rather than a second copy.
+fn block_id(tenant: &TenantId, spans: &[Span]) -> uuid::Uuid {
+    // Two independent FNV-1a 64-bit lanes make a 128-bit content hash.
+    let (mut a, mut b): (u64, u64) = (0xcbf2_9ce4_8422_2325, 0x8422_2325_cbf2_9ce4);
+    let mut feed = |bytes: &[u8]| {
+        for byte in bytes {
+            a = (a ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            b = (b ^ u64::from(*byte).rotate_left(3)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    feed(tenant.as_str().as_bytes());
+    for s in spans {
+        feed(&s.trace_id);
+        feed(&s.span_id);
+        feed(&s.start_unix_nano.to_le_bytes());
+        feed(&s.end_unix_nano.to_le_bytes());
+        feed(s.name.as_bytes());
+    }
+    uuid::Builder::from_random_bytes(((u128::from(a) << 64) | u128::from(b)).to_be_bytes())
+        .into_uuid()
+}
+
+/// Encodes sorted spans as a Parquet file; returns the bytes and the number of row groups.
+pub fn encode_parquet(spans: &[Span]) -> Result<(Vec<u8>, u64), BlockError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_size(ROW_GROUP_SPANS)
+        .build();
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema::schema(), Some(props))?;
+    for chunk in spans.chunks(ROW_GROUP_SPANS) {
+        writer.write(&schema::to_batch(chunk)?)?;
+        // One row group per chunk keeps row groups aligned with ROW_GROUP_SPANS.
+        writer.flush()?;
+    }
+    let groups = writer.flushed_row_groups().len() as u64;
+    writer.close()?;
+    Ok((buf, groups))
+}
+
+/// Writes `spans` for `tenant` as one block and commits it; `None` for an empty batch.
+pub async fn write_block(
+    loc: &Location,
+    tenant: &TenantId,
+    mut spans: Vec<Span>,
+) -> Result<Option<BlockMeta>, BlockError> {
+    if spans.is_empty() {
+        return Ok(None);
+    }
+    spans.sort_by(|x, y| {
+        (x.trace_id, x.start_unix_nano, x.span_id).cmp(&(y.trace_id, y.start_unix_nano, y.span_id))
+    });
+    let id = block_id(tenant, &spans).to_string();
+    let (data, row_groups) = encode_parquet(&spans)?;
+    let mut bloom = Bloom::with_capacity(spans.len());
+    let mut traces = 0u64;
+    let mut last: Option<[u8; 16]> = None;
+    for s in &spans {
+        if last != Some(s.trace_id) {
+            traces += 1;
+            bloom.insert(&s.trace_id);
+            last = Some(s.trace_id);
+        }
+    }
+    let bloom = bloom.to_bytes();
+    let meta = BlockMeta {
+        format: FORMAT.into(),
+        block_id: id.clone(),
+        tenant: tenant.to_string(),
+        start_time_unix_nano: spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0),
+        end_time_unix_nano: spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0),
+        span_count: spans.len() as u64,
+        trace_count: traces,
+        data_size: data.len() as u64,
+        bloom_size: bloom.len() as u64,
+        row_groups,
+        compaction_level: 0,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        dedicated_columns: schema::dedicated_keys(),
+    };
+    let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| BlockError::Corrupt {
+        block: id.clone(),
+        message: e.to_string(),
+    })?;
+    let t = tenant.as_str();
+    loc.store
+        .put(
+            &loc.path(&[t, &id, "data.parquet"]),
+            PutPayload::from(Bytes::from(data)),
+        )
+        .await?;
+    loc.store
+        .put(
+            &loc.path(&[t, &id, "bloom"]),
+            PutPayload::from(Bytes::from(bloom)),
+        )
+        .await?;
+    // meta.json last: until it exists, readers do not see the block.
+    loc.store
+        .put(
+            &loc.path(&[t, &id, "meta.json"]),
+            PutPayload::from(Bytes::from(meta_json)),
+        )
+        .await?;
+    Ok(Some(meta))
+}
