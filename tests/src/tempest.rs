@@ -22,6 +22,10 @@ pub struct Tempest {
     pub port: u16,
     /// Base URL of the Dapr HTTP API.
     pub url: String,
+    /// OTLP/HTTP receiver port.
+    pub otlp_port: u16,
+    /// Zipkin receiver port.
+    pub zipkin_port: u16,
     /// The data folder (kept across restarts of the same test).
     pub data_dir: PathBuf,
     args: Vec<String>,
@@ -37,6 +41,8 @@ impl Tempest {
             child: None,
             port,
             url: format!("http://127.0.0.1:{port}"),
+            otlp_port: crate::free_port(),
+            zipkin_port: crate::free_port(),
             data_dir: data_dir.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: envs
@@ -72,6 +78,10 @@ impl Tempest {
             .arg(self.port.to_string())
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .arg("--otlp-http-port")
+            .arg(self.otlp_port.to_string())
+            .arg("--zipkin-port")
+            .arg(self.zipkin_port.to_string())
             .args(&self.args)
             .env("TEMPEST_LOG", "info,tempest_building_blocks=debug")
             .env_remove("DAPR_API_TOKEN")
@@ -92,6 +102,8 @@ impl Tempest {
                 // Another test may have taken the port between picking and binding it.
                 if log.contains("cannot listen") && attempt < 3 {
                     self.port = crate::free_port();
+                    self.otlp_port = crate::free_port();
+                    self.zipkin_port = crate::free_port();
                     self.url = format!("http://127.0.0.1:{}", self.port);
                     return Box::pin(self.spawn_attempt(attempt + 1)).await;
                 }

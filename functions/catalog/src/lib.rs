@@ -64,7 +64,24 @@ pub const CATALOG: &[Function] = &[
         trigger: Trigger::Queue,
         summary: "pub/sub delivery to subscribed apps",
     },
+    Function {
+        name: "ingest",
+        trigger: Trigger::Http,
+        summary: "OTLP/HTTP and Zipkin spans to committed blocks",
+    },
 ];
+
+/// The `ingest` function's HTTP receivers over a block location:
+/// (OTLP/HTTP router, Zipkin router).
+pub fn ingest_http(storage: &str, max_body: usize) -> anyhow::Result<(Router, Router)> {
+    let loc = tempest_blocks::store::Location::open(storage)?;
+    let sink: Arc<dyn tempest_traces::receivers::SpanSink> =
+        Arc::new(tempest_blocks::ingest::BlockSink::new(loc));
+    Ok((
+        tempest_traces::receivers::otlp_http_router(sink.clone(), max_body),
+        tempest_traces::receivers::zipkin_router(sink, max_body),
+    ))
+}
 
 /// The HTTP functions that make up the Dapr API (invoke, state, publish, secrets, metadata).
 pub fn dapr_http(rt: Arc<Runtime>) -> Router {

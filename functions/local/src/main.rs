@@ -25,6 +25,39 @@ enum Command {
     Serve(ServeArgs),
     /// List the functions this build provides.
     Functions,
+    /// Inspect trace blocks: list them, show one's meta, dump a trace.
+    Blocks(BlocksArgs),
+}
+
+#[derive(clap::Args)]
+struct BlocksArgs {
+    /// Block storage (folder, file:///…); default: the configured one.
+    #[arg(long)]
+    storage: Option<String>,
+    /// Tenant (X-Scope-OrgID).
+    #[arg(long, default_value = tempest_core::tenant::DEFAULT_TENANT)]
+    tenant: String,
+    /// YAML config file.
+    #[arg(long, env = "TEMPEST_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    what: BlocksCmd,
+}
+
+#[derive(Subcommand)]
+enum BlocksCmd {
+    /// One line per committed block.
+    List,
+    /// A block's meta.json.
+    Meta {
+        /// Block id.
+        block_id: String,
+    },
+    /// Every span of a trace, as JSON lines.
+    Trace {
+        /// Trace id, 32 hex digits.
+        trace_id: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -50,6 +83,15 @@ struct ServeArgs {
     /// Tempest's own app id.
     #[arg(long = "app-id")]
     app_id: Option<String>,
+    /// OTLP/HTTP receiver port (0 disables it).
+    #[arg(long = "otlp-http-port")]
+    otlp_http_port: Option<u16>,
+    /// Zipkin receiver port (0 disables it).
+    #[arg(long = "zipkin-port")]
+    zipkin_port: Option<u16>,
+    /// Where trace blocks are stored (folder, file:///…, memory://).
+    #[arg(long = "traces-storage")]
+    traces_storage: Option<String>,
 }
 
 fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -78,6 +120,15 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(id) = &args.app_id {
         config.app_id = id.clone();
+    }
+    if let Some(p) = args.otlp_http_port {
+        config.traces.otlp_http_port = p;
+    }
+    if let Some(p) = args.zipkin_port {
+        config.traces.zipkin_port = p;
+    }
+    if let Some(s) = &args.traces_storage {
+        config.traces.storage = Some(s.clone());
     }
     Ok(config)
 }
@@ -115,6 +166,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .collect();
     tracing::info!(%addr, apps = ?rt.apps.keys().collect::<Vec<_>>(), components = ?components, "Dapr HTTP API listening");
     let _delivery = tempest_catalog::start_delivery(rt.clone());
+    let storage = config.traces_storage();
+    let (otlp, zipkin) = tempest_catalog::ingest_http(&storage, config.traces.max_body_size)?;
+    for (port, router, what) in [
+        (config.traces.otlp_http_port, otlp, "OTLP/HTTP"),
+        (config.traces.zipkin_port, zipkin, "Zipkin"),
+    ] {
+        if port == 0 {
+            continue;
+        }
+        let addr = format!("{}:{port}", config.traces.bind);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} ({what})"))?;
+        tracing::info!(%addr, storage = %storage, "{what} receiver listening");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!("{what} receiver failed: {e}");
+            }
+        });
+    }
     axum::serve(listener, tempest_catalog::dapr_http(rt))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -144,6 +215,92 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+fn parse_trace_id(hex: &str) -> anyhow::Result<[u8; 16]> {
+    let hex = hex.trim();
+    anyhow::ensure!(
+        hex.len() == 32,
+        "a trace id is 32 hex digits, got {}",
+        hex.len()
+    );
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16)
+            .with_context(|| format!("{hex:?} is not hex"))?;
+    }
+    Ok(id)
+}
+
+async fn blocks(args: BlocksArgs) -> anyhow::Result<()> {
+    use tempest_blocks::{reader, store::Location};
+    let storage = match &args.storage {
+        Some(s) => s.clone(),
+        None => {
+            let mut config = match &args.config {
+                Some(p) => Config::from_file(p)?,
+                None => Config::default(),
+            };
+            config.apply_env(std::env::vars())?;
+            config.traces_storage()
+        }
+    };
+    let loc = Location::open(&storage)?;
+    let tenant = tempest_core::TenantId::parse(Some(&args.tenant))?;
+    match args.what {
+        BlocksCmd::List => {
+            let metas = reader::list_blocks(&loc, &tenant).await?;
+            let pb = indicatif::ProgressBar::new(metas.len() as u64);
+            pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            for m in &metas {
+                println!(
+                    "{}  level {}  spans {:>8}  traces {:>7}  {:>10} B  {}",
+                    m.block_id,
+                    m.compaction_level,
+                    m.span_count,
+                    m.trace_count,
+                    m.data_size,
+                    m.created_at
+                );
+                pb.inc(1);
+            }
+            pb.finish_and_clear();
+            eprintln!("{} blocks for tenant {tenant} in {storage}", metas.len());
+        }
+        BlocksCmd::Meta { block_id } => {
+            let metas = reader::list_blocks(&loc, &tenant).await?;
+            let meta = metas
+                .iter()
+                .find(|m| m.block_id == block_id)
+                .with_context(|| format!("no committed block {block_id} for tenant {tenant}"))?;
+            println!("{}", serde_json::to_string_pretty(meta)?);
+        }
+        BlocksCmd::Trace { trace_id } => {
+            let id = parse_trace_id(&trace_id)?;
+            let spans = reader::find_trace(&loc, &tenant, &id).await?;
+            anyhow::ensure!(
+                !spans.is_empty(),
+                "trace {trace_id} not found for tenant {tenant}"
+            );
+            for s in spans {
+                let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+                let line = serde_json::json!({
+                    "traceId": hex(&s.trace_id),
+                    "spanId": hex(&s.span_id),
+                    "parentSpanId": s.parent_span_id.map(|p| hex(&p)),
+                    "name": s.name,
+                    "kind": s.kind as i32,
+                    "service": s.resource.service_name(),
+                    "startTimeUnixNano": s.start_unix_nano.to_string(),
+                    "endTimeUnixNano": s.end_unix_nano.to_string(),
+                    "status": {"code": s.status_code, "message": s.status_message},
+                    "attributes": tempest_blocks::attrs::encode(&s.attributes),
+                });
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -155,6 +312,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Blocks(args) => blocks(args).await,
         Command::Functions => {
             for f in tempest_catalog::CATALOG {
                 println!(

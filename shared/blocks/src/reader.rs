@@ -92,7 +92,7 @@ pub async fn find_trace(
             }
         }
     }
-    out.sort_by(|a, b| (a.start_unix_nano, a.span_id).cmp(&(b.start_unix_nano, b.span_id)));
+    out.sort_by_key(|a| (a.start_unix_nano, a.span_id));
     Ok(out)
 }
 

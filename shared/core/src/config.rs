@@ -49,6 +49,46 @@ pub struct Config {
     pub dapr: DaprConfig,
     /// Declared apps: app id → base URL. Invoke resolves these; deliveries go here.
     pub apps: BTreeMap<String, String>,
+    /// Trace ingestion and storage.
+    pub traces: TracesConfig,
+}
+
+/// Settings of trace ingestion and block storage.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Where blocks live: a folder, `file:///…` or `memory://`. Default: `<data_dir>/traces`.
+    pub storage: Option<String>,
+    /// Address the trace receivers bind.
+    pub bind: String,
+    /// OTLP/HTTP port (Tempo's default 4318); 0 disables it.
+    pub otlp_http_port: u16,
+    /// Zipkin port (9411); 0 disables it.
+    pub zipkin_port: u16,
+    /// Largest accepted ingest body in bytes, after decompression.
+    pub max_body_size: usize,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        TracesConfig {
+            storage: None,
+            bind: "127.0.0.1".into(),
+            otlp_http_port: 4318,
+            zipkin_port: 9411,
+            max_body_size: 20 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// The block storage URL: the configured one, or `<data_dir>/traces`.
+    pub fn traces_storage(&self) -> String {
+        self.traces
+            .storage
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("traces").to_string_lossy().into_owned())
+    }
 }
 
 /// Settings of the Dapr HTTP API listener.
@@ -87,6 +127,7 @@ impl Default for Config {
             resources_path: None,
             dapr: DaprConfig::default(),
             apps: BTreeMap::new(),
+            traces: TracesConfig::default(),
         }
     }
 }
@@ -158,6 +199,12 @@ impl Config {
                     self.dapr.http_port = parse_num(name, value)?
                 }
                 "TEMPEST_MAX_BODY_SIZE" => self.dapr.max_body_size = parse_num(name, value)?,
+                "TEMPEST_TRACES_STORAGE" => self.traces.storage = Some(value.into()),
+                "TEMPEST_OTLP_HTTP_PORT" => self.traces.otlp_http_port = parse_num(name, value)?,
+                "TEMPEST_ZIPKIN_PORT" => self.traces.zipkin_port = parse_num(name, value)?,
+                "TEMPEST_TRACES_MAX_BODY_SIZE" => {
+                    self.traces.max_body_size = parse_num(name, value)?
+                }
                 "DAPR_API_TOKEN" if !value.is_empty() => self.dapr.api_token = Some(value.into()),
                 "APP_API_TOKEN" if !value.is_empty() => {
                     self.dapr.app_api_token = Some(value.into())

@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod otlp;
+pub mod receivers;
 pub mod zipkin;
 
 pub use model::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind};
