@@ -43,6 +43,8 @@ impl Served {
             .arg(data_dir)
             .arg("--otlp-http-port")
             .arg(free_port()?.to_string())
+            .arg("--otlp-grpc-port")
+            .arg(free_port()?.to_string())
             .arg("--zipkin-port")
             .arg(free_port()?.to_string())
             .args(args)

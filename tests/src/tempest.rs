@@ -24,6 +24,8 @@ pub struct Tempest {
     pub url: String,
     /// OTLP/HTTP receiver port.
     pub otlp_port: u16,
+    /// OTLP/gRPC receiver port.
+    pub grpc_port: u16,
     /// Zipkin receiver port.
     pub zipkin_port: u16,
     /// The data folder (kept across restarts of the same test).
@@ -42,6 +44,7 @@ impl Tempest {
             port,
             url: format!("http://127.0.0.1:{port}"),
             otlp_port: crate::free_port(),
+            grpc_port: crate::free_port(),
             zipkin_port: crate::free_port(),
             data_dir: data_dir.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -80,6 +83,8 @@ impl Tempest {
             .arg(&self.data_dir)
             .arg("--otlp-http-port")
             .arg(self.otlp_port.to_string())
+            .arg("--otlp-grpc-port")
+            .arg(self.grpc_port.to_string())
             .arg("--zipkin-port")
             .arg(self.zipkin_port.to_string())
             .args(&self.args)
@@ -103,6 +108,7 @@ impl Tempest {
                 if log.contains("cannot listen") && attempt < 3 {
                     self.port = crate::free_port();
                     self.otlp_port = crate::free_port();
+                    self.grpc_port = crate::free_port();
                     self.zipkin_port = crate::free_port();
                     self.url = format!("http://127.0.0.1:{}", self.port);
                     return Box::pin(self.spawn_attempt(attempt + 1)).await;

@@ -41,36 +41,36 @@ fn trace_lines(storage: &Path, tenant: &str, trace_id: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn opentelemetry_python_sdk_exports_into_committed_blocks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let t = Tempest::start(dir.path(), &[], &[]).await;
+/// Runs the OpenTelemetry Python SDK exporter script; returns the exported trace id.
+async fn python_export(protocol: &str, endpoint: String, tenant: &str) -> String {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/.venv/bin/python");
     assert!(
         python.exists(),
         "the Python venv with the OpenTelemetry SDK is missing: scripts/test creates it"
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/otel_export.py");
-    let endpoint = format!("http://127.0.0.1:{}/v1/traces", t.otlp_port);
+    let (protocol, tenant) = (protocol.to_owned(), tenant.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)
+            .arg(protocol)
             .arg(endpoint)
-            .arg("team-py")
+            .arg(tenant)
             .output()
     })
     .await
     .expect("join")
     .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(
         out.status.success(),
-        "exporter failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        t.log_text()
+        "exporter failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let storage = dir.path().join("traces");
-    let spans = trace_lines(&storage, "team-py", &stdout);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn check_python_trace(storage: &Path, tenant: &str, trace_id: &str) {
+    let spans = trace_lines(storage, tenant, trace_id);
     assert_eq!(spans.len(), 2, "{spans:?}");
     let root = spans
         .iter()
@@ -93,9 +93,31 @@ async fn opentelemetry_python_sdk_exports_into_committed_blocks() {
         "array attribute kept: {}",
         root["attributes"]
     );
+}
+
+#[tokio::test]
+async fn opentelemetry_python_sdk_over_http_and_grpc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tempest::start(dir.path(), &[], &[]).await;
+    let storage = dir.path().join("traces");
+    let http_trace = python_export(
+        "http",
+        format!("http://127.0.0.1:{}/v1/traces", t.otlp_port),
+        "team-py",
+    )
+    .await;
+    check_python_trace(&storage, "team-py", &http_trace);
+    let grpc_trace = python_export(
+        "grpc",
+        format!("http://127.0.0.1:{}", t.grpc_port),
+        "team-grpc",
+    )
+    .await;
+    check_python_trace(&storage, "team-grpc", &grpc_trace);
     // Tenants are apart.
     assert_eq!(block_count(&storage, "single-tenant"), 0);
-    assert!(block_count(&storage, "team-py") >= 1);
+    let (found, _, _) = blocks_cli(&storage, "team-grpc", &["trace", &http_trace]);
+    assert!(!found, "a tenant never sees another tenant's trace");
 }
 
 fn otlp_json(trace: &str, spans: Value) -> Value {

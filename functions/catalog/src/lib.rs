@@ -71,16 +71,27 @@ pub const CATALOG: &[Function] = &[
     },
 ];
 
-/// The `ingest` function's HTTP receivers over a block location:
-/// (OTLP/HTTP router, Zipkin router).
-pub fn ingest_http(storage: &str, max_body: usize) -> anyhow::Result<(Router, Router)> {
+/// The `ingest` function's receivers, all committing to the same block location.
+pub struct Receivers {
+    /// OTLP/HTTP (`POST /v1/traces`).
+    pub otlp_http: Router,
+    /// OTLP/gRPC (`TraceService/Export`).
+    pub otlp_grpc: Router,
+    /// Zipkin v2 (`POST /api/v2/spans`).
+    pub zipkin: Router,
+}
+
+/// Builds the `ingest` receivers over the block storage at `storage`.
+pub fn ingest_receivers(storage: &str, max_body: usize) -> anyhow::Result<Receivers> {
+    use tempest_traces::{grpc, receivers};
     let loc = tempest_blocks::store::Location::open(storage)?;
-    let sink: Arc<dyn tempest_traces::receivers::SpanSink> =
-        Arc::new(tempest_blocks::ingest::BlockSink::new(loc));
-    Ok((
-        tempest_traces::receivers::otlp_http_router(sink.clone(), max_body),
-        tempest_traces::receivers::zipkin_router(sink, max_body),
-    ))
+    let sink: Arc<dyn receivers::SpanSink> = Arc::new(tempest_blocks::ingest::BlockSink::new(loc));
+    Ok(Receivers {
+        otlp_http: receivers::otlp_http_router(sink.clone(), max_body),
+        otlp_grpc: tonic::service::Routes::new(grpc::service(sink.clone(), max_body))
+            .into_axum_router(),
+        zipkin: receivers::zipkin_router(sink, max_body),
+    })
 }
 
 /// The HTTP functions that make up the Dapr API (invoke, state, publish, secrets, metadata).

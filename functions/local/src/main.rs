@@ -83,6 +83,9 @@ struct ServeArgs {
     /// Tempest's own app id.
     #[arg(long = "app-id")]
     app_id: Option<String>,
+    /// OTLP/gRPC receiver port (0 disables it).
+    #[arg(long = "otlp-grpc-port")]
+    otlp_grpc_port: Option<u16>,
     /// OTLP/HTTP receiver port (0 disables it).
     #[arg(long = "otlp-http-port")]
     otlp_http_port: Option<u16>,
@@ -123,6 +126,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(p) = args.otlp_http_port {
         config.traces.otlp_http_port = p;
+    }
+    if let Some(p) = args.otlp_grpc_port {
+        config.traces.otlp_grpc_port = p;
     }
     if let Some(p) = args.zipkin_port {
         config.traces.zipkin_port = p;
@@ -167,10 +173,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, apps = ?rt.apps.keys().collect::<Vec<_>>(), components = ?components, "Dapr HTTP API listening");
     let _delivery = tempest_catalog::start_delivery(rt.clone());
     let storage = config.traces_storage();
-    let (otlp, zipkin) = tempest_catalog::ingest_http(&storage, config.traces.max_body_size)?;
+    let receivers = tempest_catalog::ingest_receivers(&storage, config.traces.max_body_size)?;
     for (port, router, what) in [
-        (config.traces.otlp_http_port, otlp, "OTLP/HTTP"),
-        (config.traces.zipkin_port, zipkin, "Zipkin"),
+        (
+            config.traces.otlp_grpc_port,
+            receivers.otlp_grpc,
+            "OTLP/gRPC",
+        ),
+        (
+            config.traces.otlp_http_port,
+            receivers.otlp_http,
+            "OTLP/HTTP",
+        ),
+        (config.traces.zipkin_port, receivers.zipkin, "Zipkin"),
     ] {
         if port == 0 {
             continue;

@@ -61,6 +61,8 @@ pub struct TracesConfig {
     pub storage: Option<String>,
     /// Address the trace receivers bind.
     pub bind: String,
+    /// OTLP/gRPC port (Tempo's default 4317); 0 disables it.
+    pub otlp_grpc_port: u16,
     /// OTLP/HTTP port (Tempo's default 4318); 0 disables it.
     pub otlp_http_port: u16,
     /// Zipkin port (9411); 0 disables it.
@@ -74,6 +76,7 @@ impl Default for TracesConfig {
         TracesConfig {
             storage: None,
             bind: "127.0.0.1".into(),
+            otlp_grpc_port: 4317,
             otlp_http_port: 4318,
             zipkin_port: 9411,
             max_body_size: 20 << 20,
@@ -201,6 +204,7 @@ impl Config {
                 "TEMPEST_MAX_BODY_SIZE" => self.dapr.max_body_size = parse_num(name, value)?,
                 "TEMPEST_TRACES_STORAGE" => self.traces.storage = Some(value.into()),
                 "TEMPEST_OTLP_HTTP_PORT" => self.traces.otlp_http_port = parse_num(name, value)?,
+                "TEMPEST_OTLP_GRPC_PORT" => self.traces.otlp_grpc_port = parse_num(name, value)?,
                 "TEMPEST_ZIPKIN_PORT" => self.traces.zipkin_port = parse_num(name, value)?,
                 "TEMPEST_TRACES_MAX_BODY_SIZE" => {
                     self.traces.max_body_size = parse_num(name, value)?

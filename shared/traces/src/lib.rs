@@ -1,6 +1,7 @@
 //! The span model every receiver maps into, and the receivers: OTLP (protobuf and JSON) and
 //! Zipkin v2 JSON. Decoding only; storing spans is the block format's job.
 
+pub mod grpc;
 pub mod model;
 pub mod otlp;
 pub mod receivers;

@@ -70,7 +70,8 @@ fn id<const N: usize>(bytes: &[u8], field: &'static str) -> Result<[u8; N], Stri
     Ok(arr)
 }
 
-fn from_request(req: ExportTraceServiceRequest) -> Decoded {
+/// Converts an already-decoded request (from gRPC) into spans.
+pub fn from_request(req: ExportTraceServiceRequest) -> Decoded {
     let mut out = Decoded::default();
     for rs in req.resource_spans {
         let resource = Arc::new(rs.resource.map_or_else(Resource::default, |r| Resource {
