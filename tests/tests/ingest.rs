@@ -333,3 +333,22 @@ async fn bad_payloads_are_refused_and_write_nothing() {
     );
     assert!(!t.log_text().contains("panicked"));
 }
+
+#[tokio::test]
+async fn blocks_are_readable_with_duckdb() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tempest::start(dir.path(), &[], &[]).await;
+    python_export("http", format!("http://127.0.0.1:{}/v1/traces", t.otlp_port), "duck").await;
+    python_export("grpc", format!("http://127.0.0.1:{}", t.grpc_port), "duck").await;
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/.venv/bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/read_blocks.py");
+    let out = Command::new(python).arg(script).arg(dir.path().join("traces/duck")).output().expect("run duckdb script");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["spans"], 4);
+    assert_eq!(v["traces"], 2);
+    assert_eq!(v["services"], json!(["py-checkout"]));
+    assert_eq!(v["errors"], json!(["SELECT orders", "SELECT orders"]));
+    assert_eq!(v["methods"], json!(["GET", "GET"]));
+    assert_eq!(v["retries"], json!(["[1,2,3]", "[1,2,3]"]));
+}
