@@ -28,6 +28,8 @@ pub struct Tempest {
     pub grpc_port: u16,
     /// Zipkin receiver port.
     pub zipkin_port: u16,
+    /// Jaeger Thrift HTTP receiver port.
+    pub jaeger_port: u16,
     /// The data folder (kept across restarts of the same test).
     pub data_dir: PathBuf,
     args: Vec<String>,
@@ -46,6 +48,7 @@ impl Tempest {
             otlp_port: crate::free_port(),
             grpc_port: crate::free_port(),
             zipkin_port: crate::free_port(),
+            jaeger_port: crate::free_port(),
             data_dir: data_dir.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: envs
@@ -87,6 +90,8 @@ impl Tempest {
             .arg(self.grpc_port.to_string())
             .arg("--zipkin-port")
             .arg(self.zipkin_port.to_string())
+            .arg("--jaeger-port")
+            .arg(self.jaeger_port.to_string())
             .args(&self.args)
             .env("TEMPEST_LOG", "info,tempest_building_blocks=debug")
             .env_remove("DAPR_API_TOKEN")
@@ -110,6 +115,7 @@ impl Tempest {
                     self.otlp_port = crate::free_port();
                     self.grpc_port = crate::free_port();
                     self.zipkin_port = crate::free_port();
+                    self.jaeger_port = crate::free_port();
                     self.url = format!("http://127.0.0.1:{}", self.port);
                     return Box::pin(self.spawn_attempt(attempt + 1)).await;
                 }

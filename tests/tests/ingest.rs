@@ -338,12 +338,25 @@ async fn bad_payloads_are_refused_and_write_nothing() {
 async fn blocks_are_readable_with_duckdb() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Tempest::start(dir.path(), &[], &[]).await;
-    python_export("http", format!("http://127.0.0.1:{}/v1/traces", t.otlp_port), "duck").await;
+    python_export(
+        "http",
+        format!("http://127.0.0.1:{}/v1/traces", t.otlp_port),
+        "duck",
+    )
+    .await;
     python_export("grpc", format!("http://127.0.0.1:{}", t.grpc_port), "duck").await;
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/.venv/bin/python");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/read_blocks.py");
-    let out = Command::new(python).arg(script).arg(dir.path().join("traces/duck")).output().expect("run duckdb script");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .arg(script)
+        .arg(dir.path().join("traces/duck"))
+        .output()
+        .expect("run duckdb script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["spans"], 4);
     assert_eq!(v["traces"], 2);
@@ -351,4 +364,62 @@ async fn blocks_are_readable_with_duckdb() {
     assert_eq!(v["errors"], json!(["SELECT orders", "SELECT orders"]));
     assert_eq!(v["methods"], json!(["GET", "GET"]));
     assert_eq!(v["retries"], json!(["[1,2,3]", "[1,2,3]"]));
+}
+
+#[tokio::test]
+async fn jaeger_thrift_exporter_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tempest::start(dir.path(), &[], &[]).await;
+    let python =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/.venv-jaeger/bin/python");
+    assert!(
+        python.exists(),
+        "the Jaeger exporter venv is missing: scripts/test creates it"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/jaeger_export.py");
+    let url = format!("http://127.0.0.1:{}/api/traces", t.jaeger_port);
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(python).arg(script).arg(url).output())
+            .await
+            .expect("join")
+            .expect("run python");
+    assert!(
+        out.status.success(),
+        "Jaeger exporter failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        t.log_text()
+    );
+    let trace_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let spans = trace_lines(&dir.path().join("traces"), "single-tenant", &trace_id);
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let root = spans
+        .iter()
+        .find(|s| s["name"] == "checkout")
+        .expect("root");
+    let child = spans.iter().find(|s| s["name"] == "charge").expect("child");
+    assert_eq!(root["service"], "jaeger-py");
+    assert_eq!(root["kind"], 2);
+    assert_eq!(child["kind"], 3);
+    assert_eq!(child["parentSpanId"], root["spanId"]);
+    // Bad Thrift is refused and writes nothing.
+    let http = reqwest::Client::new();
+    let before = block_count(&dir.path().join("traces"), "single-tenant");
+    for body in [
+        vec![12u8, 0, 1, 11, 0x7f, 0xff, 0xff, 0xff],
+        vec![0xde, 0xad, 0xbe, 0xef],
+        vec![],
+    ] {
+        let resp = http
+            .post(format!("http://127.0.0.1:{}/api/traces", t.jaeger_port))
+            .header("content-type", "application/x-thrift")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 400);
+    }
+    assert_eq!(
+        block_count(&dir.path().join("traces"), "single-tenant"),
+        before
+    );
 }

@@ -79,6 +79,8 @@ pub struct Receivers {
     pub otlp_grpc: Router,
     /// Zipkin v2 (`POST /api/v2/spans`).
     pub zipkin: Router,
+    /// Jaeger Thrift over HTTP (`POST /api/traces`).
+    pub jaeger: Router,
 }
 
 /// Builds the `ingest` receivers over the block storage at `storage`.
@@ -90,7 +92,8 @@ pub fn ingest_receivers(storage: &str, max_body: usize) -> anyhow::Result<Receiv
         otlp_http: receivers::otlp_http_router(sink.clone(), max_body),
         otlp_grpc: tonic::service::Routes::new(grpc::service(sink.clone(), max_body))
             .into_axum_router(),
-        zipkin: receivers::zipkin_router(sink, max_body),
+        zipkin: receivers::zipkin_router(sink.clone(), max_body),
+        jaeger: receivers::jaeger_router(sink, max_body),
     })
 }
 

@@ -89,6 +89,9 @@ struct ServeArgs {
     /// OTLP/HTTP receiver port (0 disables it).
     #[arg(long = "otlp-http-port")]
     otlp_http_port: Option<u16>,
+    /// Jaeger Thrift HTTP receiver port (0 disables it).
+    #[arg(long = "jaeger-port")]
+    jaeger_port: Option<u16>,
     /// Zipkin receiver port (0 disables it).
     #[arg(long = "zipkin-port")]
     zipkin_port: Option<u16>,
@@ -129,6 +132,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(p) = args.otlp_grpc_port {
         config.traces.otlp_grpc_port = p;
+    }
+    if let Some(p) = args.jaeger_port {
+        config.traces.jaeger_port = p;
     }
     if let Some(p) = args.zipkin_port {
         config.traces.zipkin_port = p;
@@ -186,6 +192,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "OTLP/HTTP",
         ),
         (config.traces.zipkin_port, receivers.zipkin, "Zipkin"),
+        (
+            config.traces.jaeger_port,
+            receivers.jaeger,
+            "Jaeger Thrift HTTP",
+        ),
     ] {
         if port == 0 {
             continue;

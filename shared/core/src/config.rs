@@ -67,6 +67,8 @@ pub struct TracesConfig {
     pub otlp_http_port: u16,
     /// Zipkin port (9411); 0 disables it.
     pub zipkin_port: u16,
+    /// Jaeger Thrift HTTP port (14268); 0 disables it.
+    pub jaeger_port: u16,
     /// Largest accepted ingest body in bytes, after decompression.
     pub max_body_size: usize,
 }
@@ -79,6 +81,7 @@ impl Default for TracesConfig {
             otlp_grpc_port: 4317,
             otlp_http_port: 4318,
             zipkin_port: 9411,
+            jaeger_port: 14268,
             max_body_size: 20 << 20,
         }
     }
@@ -206,6 +209,7 @@ impl Config {
                 "TEMPEST_OTLP_HTTP_PORT" => self.traces.otlp_http_port = parse_num(name, value)?,
                 "TEMPEST_OTLP_GRPC_PORT" => self.traces.otlp_grpc_port = parse_num(name, value)?,
                 "TEMPEST_ZIPKIN_PORT" => self.traces.zipkin_port = parse_num(name, value)?,
+                "TEMPEST_JAEGER_PORT" => self.traces.jaeger_port = parse_num(name, value)?,
                 "TEMPEST_TRACES_MAX_BODY_SIZE" => {
                     self.traces.max_body_size = parse_num(name, value)?
                 }

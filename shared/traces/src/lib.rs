@@ -2,9 +2,11 @@
 //! Zipkin v2 JSON. Decoding only; storing spans is the block format's job.
 
 pub mod grpc;
+pub mod jaeger;
 pub mod model;
 pub mod otlp;
 pub mod receivers;
+pub mod thrift;
 pub mod zipkin;
 
 pub use model::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind};

@@ -221,6 +221,31 @@ async fn zipkin_http(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> 
     }
 }
 
+async fn jaeger_http(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> Response {
+    let ct = media_type(&headers);
+    if ct != "application/x-thrift" && ct != "application/vnd.apache.thrift.binary" {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported Content-Type {ct:?}: only Jaeger Thrift binary (application/x-thrift) is accepted")).into_response();
+    }
+    let result = async {
+        let tenant = tenant(&headers)?;
+        let bytes = read_body(&headers, body, ctx.max_body).await?;
+        let spans = crate::jaeger::decode_thrift(&bytes)?;
+        commit(&ctx, tenant, spans).await
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(r) => (r.status(), r.message().to_owned()).into_response(),
+    }
+}
+
+/// Jaeger Thrift over HTTP: `POST /api/traces` (port 14268).
+pub fn jaeger_router(sink: Arc<dyn SpanSink>, max_body: usize) -> Router {
+    Router::new()
+        .route("/api/traces", post(jaeger_http))
+        .with_state(Ctx { sink, max_body })
+}
+
 /// OTLP/HTTP: `POST /v1/traces` (Tempo's default port 4318).
 pub fn otlp_http_router(sink: Arc<dyn SpanSink>, max_body: usize) -> Router {
     Router::new()
