@@ -16,27 +16,96 @@ pub struct Location {
     pub prefix: Path,
 }
 
+/// Splits `scheme://bucket/prefix?k=v&…` into bucket, prefix and options.
+fn split_url(rest: &str) -> (String, String, Vec<(String, String)>) {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+    let opts = query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    (bucket.to_owned(), prefix.trim_matches('/').to_owned(), opts)
+}
+
 impl Location {
-    /// Opens the store a URL names; a plain path means a local folder, created if missing.
+    /// Opens the store a URL names:
+    /// - a plain path or `file:///abs/path`: a local folder, created if missing;
+    /// - `memory://`: in memory (tests);
+    /// - `s3://bucket/prefix`: S3 or any S3-compatible store; credentials, region and endpoint
+    ///   from the usual `AWS_*` variables, or as query options (`?endpoint=http://…&allow_http=true`);
+    ///   path-style requests;
+    /// - `az://container/prefix`: Azure Blob (`AZURE_STORAGE_*` variables, or `?use_emulator=true`
+    ///   for Azurite);
+    /// - `gs://bucket/prefix`: Google Cloud Storage (`GOOGLE_*` variables).
     pub fn open(url: &str) -> Result<Self, BlockError> {
         let err = |message: String| BlockError::Url {
             url: url.to_owned(),
             message,
         };
-        if url == "memory://" || url.starts_with("memory://") {
+        if let Some(rest) = url.strip_prefix("memory://") {
             return Ok(Location {
                 store: Arc::new(object_store::memory::InMemory::new()),
-                prefix: Path::from(url.trim_start_matches("memory://")),
+                prefix: Path::from(rest),
+            });
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix, opts) = split_url(rest);
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (k, v) in opts {
+                let key = k
+                    .parse()
+                    .map_err(|e: object_store::Error| err(e.to_string()))?;
+                b = b.with_config(key, v);
+            }
+            let store = b.build().map_err(|e| err(e.to_string()))?;
+            return Ok(Location {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
+            });
+        }
+        if let Some(rest) = url.strip_prefix("az://") {
+            let (container, prefix, opts) = split_url(rest);
+            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(container);
+            for (k, v) in opts {
+                let key = k
+                    .parse()
+                    .map_err(|e: object_store::Error| err(e.to_string()))?;
+                b = b.with_config(key, v);
+            }
+            let store = b.build().map_err(|e| err(e.to_string()))?;
+            return Ok(Location {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
+            });
+        }
+        if let Some(rest) = url.strip_prefix("gs://") {
+            let (bucket, prefix, opts) = split_url(rest);
+            let mut b =
+                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            for (k, v) in opts {
+                let key = k
+                    .parse()
+                    .map_err(|e: object_store::Error| err(e.to_string()))?;
+                b = b.with_config(key, v);
+            }
+            let store = b.build().map_err(|e| err(e.to_string()))?;
+            return Ok(Location {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
             });
         }
         let dir = match url.strip_prefix("file://") {
             Some(p) => std::path::PathBuf::from(p),
             None if !url.contains("://") => std::path::PathBuf::from(url),
-            None => {
-                return Err(err(
-                    "unsupported scheme (supported: file://, a plain path, memory://)".into(),
-                ));
-            }
+            None => return Err(err(
+                "unsupported scheme (supported: a path, file://, memory://, s3://, az://, gs://)"
+                    .into(),
+            )),
         };
         std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)

@@ -1,0 +1,173 @@
+//! The ingest round trip against S3 (moto's `moto_server`) and Azure Blob (Azurite), each started
+//! here on a free loopback port: spans in over OTLP, committed blocks read back with `tempest blocks`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use tempest_tests::{Tempest, free_port};
+
+/// A server process killed when the test ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for_port(port: u16, what: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not start on port {port}");
+}
+
+fn clients() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/clients"))
+}
+
+fn blocks_cli(storage: &str, envs: &[(&str, String)], args: &[&str]) -> String {
+    let out = Command::new(tempest_tests::tempest::binary())
+        .args(["blocks", "--storage", storage])
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run tempest blocks");
+    assert!(
+        out.status.success(),
+        "tempest blocks {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Sends one two-span trace over OTLP/JSON and checks it reads back from `storage`.
+async fn round_trip(storage: &str, envs: Vec<(&str, String)>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let t = Tempest::start(dir.path(), &["--traces-storage", storage], &env_refs).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let body = json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cloud-svc"}}]},
+    "scopeSpans": [{"spans": [
+        {"traceId": trace, "spanId": "00f067aa0ba902b7", "name": "root", "kind": 2, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000"},
+        {"traceId": trace, "spanId": "00f067aa0ba902b8", "parentSpanId": "00f067aa0ba902b7", "name": "child", "kind": 3, "startTimeUnixNano": "1700000000100000000", "endTimeUnixNano": "1700000000200000000"}
+    ]}]}]});
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/v1/traces", t.otlp_port))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}\n{}",
+        resp.text().await.unwrap_or_default(),
+        t.log_text()
+    );
+    let listed = blocks_cli(storage, &envs, &["list"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let spans = blocks_cli(storage, &envs, &["trace", trace]);
+    let names: Vec<String> = spans
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["name"]
+                .as_str()
+                .expect("name")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["root", "child"]);
+}
+
+#[tokio::test]
+async fn s3_via_moto() {
+    let moto = clients().join("python/.venv/bin/moto_server");
+    assert!(
+        moto.exists(),
+        "moto_server is missing: scripts/test installs it"
+    );
+    let port = free_port();
+    let _server = Server(
+        Command::new(moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server"),
+    );
+    wait_for_port(port, "moto_server").await;
+    let resp = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{port}/tempest-blocks"))
+        .send()
+        .await
+        .expect("create bucket");
+    assert!(
+        resp.status().is_success(),
+        "create bucket: {}",
+        resp.status()
+    );
+    let storage = format!(
+        "s3://tempest-blocks/traces?endpoint=http://127.0.0.1:{port}&allow_http=true&region=us-east-1&access_key_id=test&secret_access_key=test"
+    );
+    round_trip(&storage, vec![]).await;
+}
+
+#[tokio::test]
+async fn azure_blob_via_azurite() {
+    let azurite = clients().join("node_modules/.bin/azurite-blob");
+    assert!(
+        azurite.exists(),
+        "Azurite is missing: scripts/test installs it"
+    );
+    let port = free_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let _server = Server(
+        Command::new(azurite)
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--location",
+            ])
+            .arg(data.path())
+            .args(["--silent", "--skipApiVersionCheck"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Azurite"),
+    );
+    wait_for_port(port, "Azurite").await;
+    let url = format!("http://127.0.0.1:{port}/devstoreaccount1");
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint={url};"
+    );
+    let out = Command::new(clients().join("python/.venv/bin/python"))
+        .args(["-c", "import sys; from azure.storage.blob import BlobServiceClient; BlobServiceClient.from_connection_string(sys.argv[1]).create_container('tempest-blocks')", &conn])
+        .output()
+        .expect("create container with the Azure SDK");
+    assert!(
+        out.status.success(),
+        "create container: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // object_store adds the emulator's account name to this base URL itself.
+    round_trip(
+        "az://tempest-blocks/traces?use_emulator=true",
+        vec![(
+            "AZURITE_BLOB_STORAGE_URL",
+            format!("http://127.0.0.1:{port}"),
+        )],
+    )
+    .await;
+}
