@@ -83,11 +83,25 @@ pub struct Receivers {
     pub jaeger: Router,
 }
 
-/// Builds the `ingest` receivers over the block storage at `storage`.
-pub fn ingest_receivers(storage: &str, max_body: usize) -> anyhow::Result<Receivers> {
+/// Spans per group-committed block in a long-running host.
+const GROUP_COMMIT_MAX_SPANS: usize = 500_000;
+
+/// Builds the `ingest` receivers over the block storage at `storage`. A long-running host
+/// (`group_commit`) groups concurrent requests into shared blocks; a function host commits a
+/// block per call.
+pub fn ingest_receivers(
+    storage: &str,
+    max_body: usize,
+    group_commit: bool,
+) -> anyhow::Result<Receivers> {
+    use tempest_blocks::ingest::{BlockSink, GroupCommitSink};
     use tempest_traces::{grpc, receivers};
     let loc = tempest_blocks::store::Location::open(storage)?;
-    let sink: Arc<dyn receivers::SpanSink> = Arc::new(tempest_blocks::ingest::BlockSink::new(loc));
+    let sink: Arc<dyn receivers::SpanSink> = if group_commit {
+        Arc::new(GroupCommitSink::start(loc, GROUP_COMMIT_MAX_SPANS))
+    } else {
+        Arc::new(BlockSink::new(loc))
+    };
     Ok(Receivers {
         otlp_http: receivers::otlp_http_router(sink.clone(), max_body),
         otlp_grpc: tonic::service::Routes::new(grpc::service(sink.clone(), max_body))

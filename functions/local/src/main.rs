@@ -179,7 +179,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, apps = ?rt.apps.keys().collect::<Vec<_>>(), components = ?components, "Dapr HTTP API listening");
     let _delivery = tempest_catalog::start_delivery(rt.clone());
     let storage = config.traces_storage();
-    let receivers = tempest_catalog::ingest_receivers(&storage, config.traces.max_body_size)?;
+    let receivers = tempest_catalog::ingest_receivers(&storage, config.traces.max_body_size, true)?;
     for (port, router, what) in [
         (
             config.traces.otlp_grpc_port,

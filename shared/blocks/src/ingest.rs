@@ -32,3 +32,87 @@ impl SpanSink for BlockSink {
         Ok(())
     }
 }
+
+/// Group commit for a long-running host: requests that arrive while a block is being written
+/// are committed together in the next block (one block per tenant per round), and each request
+/// is answered only once the block holding its spans is committed. Under light load every
+/// request is written at once; under heavy load blocks grow, bounded by `max_spans`.
+pub struct GroupCommitSink {
+    tx: tokio::sync::mpsc::Sender<Pending>,
+}
+
+struct Pending {
+    tenant: TenantId,
+    spans: Vec<Span>,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+impl GroupCommitSink {
+    /// Starts the committer task writing to `loc`; one round holds at most `max_spans` spans
+    /// (a single larger request is still written whole).
+    pub fn start(loc: Location, max_spans: usize) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut round = vec![first];
+                let mut spans = round[0].spans.len();
+                while spans < max_spans {
+                    match rx.try_recv() {
+                        Ok(p) => {
+                            spans += p.spans.len();
+                            round.push(p);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_round(&loc, round).await;
+            }
+        });
+        GroupCommitSink { tx }
+    }
+}
+
+/// Writes one block per tenant of the round, then answers every request of that tenant.
+async fn commit_round(loc: &Location, round: Vec<Pending>) {
+    let mut by_tenant: std::collections::BTreeMap<
+        TenantId,
+        (
+            Vec<Span>,
+            Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+        ),
+    > = Default::default();
+    for p in round {
+        let entry = by_tenant.entry(p.tenant).or_default();
+        entry.0.extend(p.spans);
+        entry.1.push(p.done);
+    }
+    let writes = by_tenant
+        .into_iter()
+        .map(|(tenant, (spans, waiters))| async move {
+            let result = writer::write_block(loc, &tenant, spans)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+        });
+    futures::future::join_all(writes).await;
+}
+
+#[async_trait]
+impl SpanSink for GroupCommitSink {
+    async fn commit(&self, tenant: TenantId, spans: Vec<Span>) -> Result<(), String> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Pending {
+                tenant,
+                spans,
+                done,
+            })
+            .await
+            .map_err(|_| "the block committer has stopped".to_owned())?;
+        wait.await
+            .map_err(|_| "the block committer has stopped".to_owned())?
+    }
+}
