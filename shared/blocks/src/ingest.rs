@@ -41,10 +41,13 @@ pub struct GroupCommitSink {
     tx: tokio::sync::mpsc::Sender<Pending>,
 }
 
+/// Answers one request once its block is committed.
+type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
+
 struct Pending {
     tenant: TenantId,
     spans: Vec<Span>,
-    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+    done: Waiter,
 }
 
 impl GroupCommitSink {
@@ -74,13 +77,8 @@ impl GroupCommitSink {
 
 /// Writes one block per tenant of the round, then answers every request of that tenant.
 async fn commit_round(loc: &Location, round: Vec<Pending>) {
-    let mut by_tenant: std::collections::BTreeMap<
-        TenantId,
-        (
-            Vec<Span>,
-            Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
-        ),
-    > = Default::default();
+    let mut by_tenant: std::collections::BTreeMap<TenantId, (Vec<Span>, Vec<Waiter>)> =
+        Default::default();
     for p in round {
         let entry = by_tenant.entry(p.tenant).or_default();
         entry.0.extend(p.spans);
