@@ -15,6 +15,11 @@ pub fn binary() -> PathBuf {
     target.join("debug/tempest")
 }
 
+/// Another binary of the workspace, next to `tempest` (e.g. `tempest-load`).
+pub fn sibling_binary(name: &str) -> PathBuf {
+    binary().with_file_name(name)
+}
+
 /// A running `tempest serve`; killed when dropped.
 pub struct Tempest {
     child: Option<Child>,

@@ -174,3 +174,120 @@ pub fn response_json(rejected: u64, message: Option<&str>) -> serde_json::Value 
     }
     serde_json::json!({"partialSuccess": {"rejectedSpans": rejected.to_string(), "errorMessage": message.unwrap_or_default()}})
 }
+
+fn to_any(v: &AnyValue) -> common::AnyValue {
+    use common::any_value::Value;
+    let value = match v {
+        AnyValue::Str(s) => Value::StringValue(s.clone()),
+        AnyValue::Bool(b) => Value::BoolValue(*b),
+        AnyValue::Int(i) => Value::IntValue(*i),
+        AnyValue::Double(d) => Value::DoubleValue(*d),
+        AnyValue::Bytes(b) => Value::BytesValue(b.clone()),
+        AnyValue::Array(items) => Value::ArrayValue(common::ArrayValue {
+            values: items.iter().map(to_any).collect(),
+        }),
+        AnyValue::KvList(kvs) => Value::KvlistValue(common::KeyValueList {
+            values: to_kvs(kvs),
+        }),
+    };
+    common::AnyValue { value: Some(value) }
+}
+
+fn to_kvs(kvs: &[KeyValue]) -> Vec<common::KeyValue> {
+    kvs.iter()
+        .map(|kv| common::KeyValue {
+            key: kv.key.clone(),
+            value: Some(to_any(&kv.value)),
+        })
+        .collect()
+}
+
+/// Encodes spans as an OTLP request, one `ResourceSpans` per distinct resource and one
+/// `ScopeSpans` per distinct scope within it (the inverse of the decoders, for clients and tests).
+pub fn encode_request(spans: &[Span]) -> ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::resource::v1::Resource as PResource;
+    use opentelemetry_proto::tonic::trace::v1 as t;
+    let mut out: Vec<t::ResourceSpans> = Vec::new();
+    let mut keys: Vec<(*const Resource, Vec<*const Scope>)> = Vec::new();
+    for s in spans {
+        let r = Arc::as_ptr(&s.resource);
+        let ri = match keys.iter().position(|(k, _)| *k == r) {
+            Some(i) => i,
+            None => {
+                keys.push((r, Vec::new()));
+                out.push(t::ResourceSpans {
+                    resource: Some(PResource {
+                        attributes: to_kvs(&s.resource.attributes),
+                        dropped_attributes_count: s.resource.dropped_attributes_count,
+                        entity_refs: vec![],
+                    }),
+                    scope_spans: vec![],
+                    schema_url: String::new(),
+                });
+                keys.len() - 1
+            }
+        };
+        let sc = Arc::as_ptr(&s.scope);
+        let si = match keys[ri].1.iter().position(|k| *k == sc) {
+            Some(i) => i,
+            None => {
+                keys[ri].1.push(sc);
+                out[ri].scope_spans.push(t::ScopeSpans {
+                    scope: Some(common::InstrumentationScope {
+                        name: s.scope.name.clone(),
+                        version: s.scope.version.clone(),
+                        attributes: to_kvs(&s.scope.attributes),
+                        dropped_attributes_count: s.scope.dropped_attributes_count,
+                    }),
+                    spans: vec![],
+                    schema_url: String::new(),
+                });
+                keys[ri].1.len() - 1
+            }
+        };
+        out[ri].scope_spans[si].spans.push(t::Span {
+            trace_id: s.trace_id.to_vec(),
+            span_id: s.span_id.to_vec(),
+            trace_state: s.trace_state.clone(),
+            parent_span_id: s.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
+            flags: s.flags,
+            name: s.name.clone(),
+            kind: s.kind as i32,
+            start_time_unix_nano: s.start_unix_nano,
+            end_time_unix_nano: s.end_unix_nano,
+            attributes: to_kvs(&s.attributes),
+            dropped_attributes_count: s.dropped_attributes_count,
+            events: s
+                .events
+                .iter()
+                .map(|e| t::span::Event {
+                    time_unix_nano: e.time_unix_nano,
+                    name: e.name.clone(),
+                    attributes: to_kvs(&e.attributes),
+                    dropped_attributes_count: e.dropped_attributes_count,
+                })
+                .collect(),
+            dropped_events_count: s.dropped_events_count,
+            links: s
+                .links
+                .iter()
+                .map(|l| t::span::Link {
+                    trace_id: l.trace_id.to_vec(),
+                    span_id: l.span_id.to_vec(),
+                    trace_state: l.trace_state.clone(),
+                    attributes: to_kvs(&l.attributes),
+                    dropped_attributes_count: l.dropped_attributes_count,
+                    flags: l.flags,
+                })
+                .collect(),
+            dropped_links_count: s.dropped_links_count,
+            status: Some(t::Status {
+                message: s.status_message.clone(),
+                code: s.status_code,
+            }),
+        });
+    }
+    ExportTraceServiceRequest {
+        resource_spans: out,
+    }
+}

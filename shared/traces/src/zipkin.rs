@@ -190,6 +190,54 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<Span>, DecodeError> {
     Ok(out)
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn tag_text(v: &crate::AnyValue) -> String {
+    match v {
+        crate::AnyValue::Str(s) => s.clone(),
+        crate::AnyValue::Bool(b) => b.to_string(),
+        crate::AnyValue::Int(i) => i.to_string(),
+        crate::AnyValue::Double(d) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Encodes spans as Zipkin v2 JSON (tags as strings, as Zipkin requires).
+pub fn encode_json(spans: &[Span]) -> Vec<u8> {
+    let items: Vec<serde_json::Value> = spans
+        .iter()
+        .map(|s| {
+            let tags: BTreeMap<String, String> = s.attributes.iter().map(|kv| (kv.key.clone(), tag_text(&kv.value))).collect();
+            let mut v = serde_json::json!({
+                "traceId": hex(&s.trace_id),
+                "id": hex(&s.span_id),
+                "name": s.name,
+                "timestamp": s.start_unix_nano / 1000,
+                "duration": s.duration_nano() / 1000,
+                "localEndpoint": {"serviceName": s.resource.service_name().unwrap_or("unknown_service")},
+                "tags": tags,
+            });
+            if let Some(p) = &s.parent_span_id {
+                v["parentId"] = hex(p).into();
+            }
+            let kind = match s.kind {
+                SpanKind::Server => Some("SERVER"),
+                SpanKind::Client => Some("CLIENT"),
+                SpanKind::Producer => Some("PRODUCER"),
+                SpanKind::Consumer => Some("CONSUMER"),
+                _ => None,
+            };
+            if let Some(k) = kind {
+                v["kind"] = k.into();
+            }
+            v
+        })
+        .collect();
+    serde_json::to_vec(&items).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

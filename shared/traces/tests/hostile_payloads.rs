@@ -27,13 +27,21 @@ fn valid_protobuf() -> Vec<u8> {
         trace_id: vec![1; 16],
         span_id: vec![2; 8],
         name: "op".into(),
-        attributes: vec![KeyValue { key: "k".into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue("v".into())) }) }],
+        attributes: vec![KeyValue {
+            key: "k".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("v".into())),
+            }),
+        }],
         ..Default::default()
     };
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource::default()),
-            scope_spans: vec![ScopeSpans { spans: vec![span.clone(), span], ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span.clone(), span],
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -66,23 +74,31 @@ fn hammer(valid: &[u8], decode: impl Fn(&[u8]) -> bool) {
 
 #[test]
 fn otlp_protobuf_never_panics() {
-    hammer(&valid_protobuf(), |b| otlp::decode_protobuf(b).is_ok_and(|d| d.spans.len() == 2));
+    hammer(&valid_protobuf(), |b| {
+        otlp::decode_protobuf(b).is_ok_and(|d| d.spans.len() == 2)
+    });
 }
 
 #[test]
 fn otlp_json_never_panics() {
-    hammer(OTLP_JSON, |b| otlp::decode_json(b).is_ok_and(|d| d.spans.len() == 1));
+    hammer(OTLP_JSON, |b| {
+        otlp::decode_json(b).is_ok_and(|d| d.spans.len() == 1)
+    });
 }
 
 #[test]
 fn zipkin_never_panics() {
-    hammer(ZIPKIN, |b| zipkin::decode_json(b).is_ok_and(|s| s.len() == 1));
+    hammer(ZIPKIN, |b| {
+        zipkin::decode_json(b).is_ok_and(|s| s.len() == 1)
+    });
 }
 
 #[test]
 fn jaeger_thrift_never_panics() {
     // A Batch with a process and one span, written with the binary protocol by hand.
-    let mut b = vec![12, 0, 1, 11, 0, 1, 0, 0, 0, 1, b's', 0, 15, 0, 2, 12, 0, 0, 0, 1];
+    let mut b = vec![
+        12, 0, 1, 11, 0, 1, 0, 0, 0, 1, b's', 0, 15, 0, 2, 12, 0, 0, 0, 1,
+    ];
     for (id, v) in [(1i16, 1i64), (2, 2), (3, 3)] {
         b.push(10);
         b.extend_from_slice(&id.to_be_bytes());
