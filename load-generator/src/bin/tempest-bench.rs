@@ -40,6 +40,27 @@ enum Cmd {
         #[arg(long, default_value_t = 1024)]
         payload: usize,
     },
+    /// Ingest throughput (OTLP protobuf to committed local blocks) against decoding alone,
+    /// stored bytes per span, and peak memory of one 10 MB ingest call.
+    Ingest {
+        /// Requests in the corpus.
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        /// Traces per request.
+        #[arg(long, default_value_t = 100)]
+        traces: usize,
+        /// Minimum seconds per measured phase.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+    /// Internal: one ingest call of a batch of about `mb` megabytes, in a fresh process, so
+    /// its peak memory can be read.
+    #[command(hide = true)]
+    IngestOne {
+        /// Batch size in MB of OTLP protobuf.
+        #[arg(long, default_value_t = 10)]
+        mb: usize,
+    },
     /// Internal: the echo app the invoke benchmark calls, run as its own process so its CPU is
     /// neither the load generator's nor tempest's.
     #[command(hide = true)]
@@ -524,6 +545,139 @@ async fn state(
     Ok(())
 }
 
+/// CPU seconds this process has used (user + system).
+fn own_cpu() -> f64 {
+    usage_of(std::process::id())
+        .map(|u| u.cpu_secs)
+        .unwrap_or(0.0)
+}
+
+/// Protobuf OTLP requests of `traces` synthetic traces each (the load generator's default mix).
+fn corpus(requests: usize, traces: usize) -> (Vec<Vec<u8>>, u64) {
+    use prost::Message;
+    let mut g = tempest_load_generator::synth::Generator::new(
+        Default::default(),
+        1_700_000_000_000_000_000,
+    );
+    let mut spans = 0u64;
+    let payloads = (0..requests)
+        .map(|_| {
+            let batch: Vec<_> = (0..traces).flat_map(|_| g.trace()).collect();
+            spans += batch.len() as u64;
+            tempest_traces::otlp::encode_request(&batch).encode_to_vec()
+        })
+        .collect();
+    (payloads, spans)
+}
+
+async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<()> {
+    let (payloads, spans_per_round) = corpus(requests, traces);
+    let payload_bytes: usize = payloads.iter().map(Vec::len).sum();
+    let tenant = tempest_core::TenantId::parse(None)?;
+    // Floor: decoding the same payloads alone, on this one thread.
+    let (mut decode_spans, c0, t0) = (0u64, own_cpu(), Instant::now());
+    while t0.elapsed().as_secs_f64() < seconds {
+        for p in &payloads {
+            decode_spans += tempest_traces::otlp::decode_protobuf(p)?.spans.len() as u64;
+        }
+    }
+    let (decode_cpu, decode_wall) = (own_cpu() - c0, t0.elapsed().as_secs_f64());
+    // Ingest: decode and commit one block per request to a local folder, on this one thread.
+    let dir = tempfile::tempdir()?;
+    let loc = tempest_blocks::store::Location::open(&dir.path().to_string_lossy())?;
+    let (mut ingest_spans, mut stored, mut blocks, c0, t0) =
+        (0u64, 0u64, 0u64, own_cpu(), Instant::now());
+    let pb = bar((seconds.ceil() as u64).max(1), "ingest rounds");
+    while t0.elapsed().as_secs_f64() < seconds {
+        for p in &payloads {
+            let spans = tempest_traces::otlp::decode_protobuf(p)?.spans;
+            ingest_spans += spans.len() as u64;
+            if let Some(meta) = tempest_blocks::writer::write_block(&loc, &tenant, spans).await? {
+                stored += meta.data_size + meta.bloom_size;
+                blocks += 1;
+            }
+        }
+        pb.set_position(t0.elapsed().as_secs());
+    }
+    pb.finish_and_clear();
+    let (ingest_cpu, ingest_wall) = (own_cpu() - c0, t0.elapsed().as_secs_f64());
+    let per_core = |n: u64, cpu: f64| n as f64 / cpu.max(1e-9);
+    println!(
+        "## Ingest: OTLP protobuf to committed local blocks ({requests} requests x {traces} traces = {spans_per_round} spans per round, {:.1} MB of OTLP protobuf)\n",
+        payload_bytes as f64 / 1e6
+    );
+    println!("| phase | spans | wall s | CPU s | spans/s per core |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| decode only (floor) | {decode_spans} | {decode_wall:.2} | {decode_cpu:.2} | {:.0} |",
+        per_core(decode_spans, decode_cpu)
+    );
+    println!(
+        "| decode + commit block | {ingest_spans} | {ingest_wall:.2} | {ingest_cpu:.2} | {:.0} |",
+        per_core(ingest_spans, ingest_cpu)
+    );
+    println!(
+        "\ningest / decode-only: **{:.0}%** (goal >= 40%); ingest spans/s per core: **{:.0}** (goal >= 300,000)",
+        100.0 * per_core(ingest_spans, ingest_cpu) / per_core(decode_spans, decode_cpu),
+        per_core(ingest_spans, ingest_cpu)
+    );
+    println!(
+        "stored bytes per span (data.parquet + bloom, {blocks} blocks of ~{} spans): **{:.1}** (goal <= 40); OTLP protobuf of the same spans: {:.1} bytes/span",
+        spans_per_round / requests as u64,
+        stored as f64 / ingest_spans.max(1) as f64,
+        payload_bytes as f64 / spans_per_round as f64
+    );
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["ingest-one", "--mb", "10"])
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&child.stdout));
+    anyhow::ensure!(
+        child.status.success(),
+        "ingest-one failed: {}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    Ok(())
+}
+
+async fn ingest_one(mb: usize) -> anyhow::Result<()> {
+    use prost::Message;
+    // Build one request of about `mb` MB, then forget everything but its bytes.
+    let payload = {
+        let mut g = tempest_load_generator::synth::Generator::new(
+            Default::default(),
+            1_700_000_000_000_000_000,
+        );
+        let mut spans = Vec::new();
+        let mut bytes = Vec::new();
+        while bytes.len() < mb << 20 {
+            spans.extend((0..200).flat_map(|_| g.trace()));
+            bytes = tempest_traces::otlp::encode_request(&spans).encode_to_vec();
+        }
+        bytes
+    };
+    let dir = tempfile::tempdir()?;
+    let loc = tempest_blocks::store::Location::open(&dir.path().to_string_lossy())?;
+    let tenant = tempest_core::TenantId::parse(None)?;
+    // Reset the kernel's peak-RSS counter so it measures the ingest call alone.
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    let before = usage_of(std::process::id())?;
+    let spans = tempest_traces::otlp::decode_protobuf(&payload)?.spans;
+    let n = spans.len();
+    let meta = tempest_blocks::writer::write_block(&loc, &tenant, spans)
+        .await?
+        .context("empty batch")?;
+    let after = usage_of(std::process::id())?;
+    println!(
+        "one ingest call of {:.1} MB ({n} spans -> {} B block): peak RSS {:.1} MB (the payload itself {:.1} MB resident before the call: {:.1} MB); goal < 128 MB",
+        payload.len() as f64 / 1e6,
+        meta.data_size,
+        after.peak_rss_bytes as f64 / 1e6,
+        payload.len() as f64 / 1e6,
+        before.rss_bytes as f64 / 1e6,
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -540,5 +694,11 @@ async fn main() -> anyhow::Result<()> {
             redis,
         } => state(bin, seconds, concurrency, redis).await,
         Cmd::EchoApp { port } => echo_app(port).await,
+        Cmd::Ingest {
+            requests,
+            traces,
+            seconds,
+        } => ingest(requests, traces, seconds).await,
+        Cmd::IngestOne { mb } => ingest_one(mb).await,
     }
 }
