@@ -41,19 +41,30 @@ fn block_id(tenant: &TenantId, spans: &[Span]) -> uuid::Uuid {
         .into_uuid()
 }
 
-/// Encodes sorted spans as a Parquet file; returns the bytes and the number of row groups.
-pub fn encode_parquet(spans: &[Span]) -> Result<(Vec<u8>, u64), BlockError> {
+/// Spans converted to Arrow at a time: the column writers keep only encoded pages, so memory
+/// stays near one chunk of spans in Arrow form however large the block.
+const ENCODE_CHUNK: usize = 8 * 1024;
+
+/// Encodes sorted spans as a Parquet file, consuming them chunk by chunk so each chunk's
+/// strings are freed once encoded; returns the bytes and the number of row groups.
+pub fn encode_parquet(spans: Vec<Span>) -> Result<(Vec<u8>, u64), BlockError> {
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        // zstd level 1: most of level 3's size at a fraction of its CPU (BENCHMARKS.md).
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_size(ROW_GROUP_SPANS)
         .build();
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema::schema(), Some(props))?;
-    for chunk in spans.chunks(ROW_GROUP_SPANS) {
-        writer.write(&schema::to_batch(chunk)?)?;
-        // One row group per chunk keeps row groups aligned with ROW_GROUP_SPANS.
-        writer.flush()?;
+    let mut rest = spans.into_iter();
+    loop {
+        let chunk: Vec<Span> = rest.by_ref().take(ENCODE_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        // The writer cuts a row group every ROW_GROUP_SPANS rows.
+        writer.write(&schema::to_batch(&chunk)?)?;
     }
+    writer.flush()?;
     let groups = writer.flushed_row_groups().len() as u64;
     writer.close()?;
     Ok((buf, groups))
@@ -72,7 +83,6 @@ pub async fn write_block(
         (x.trace_id, x.start_unix_nano, x.span_id).cmp(&(y.trace_id, y.start_unix_nano, y.span_id))
     });
     let id = block_id(tenant, &spans).to_string();
-    let (data, row_groups) = encode_parquet(&spans)?;
     let mut bloom = Bloom::with_capacity(spans.len());
     let mut traces = 0u64;
     let mut last: Option<[u8; 16]> = None;
@@ -83,14 +93,18 @@ pub async fn write_block(
             last = Some(s.trace_id);
         }
     }
+    let start_time_unix_nano = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
+    let end_time_unix_nano = spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0);
+    let span_count = spans.len() as u64;
+    let (data, row_groups) = encode_parquet(spans)?;
     let bloom = bloom.to_bytes();
     let meta = BlockMeta {
         format: FORMAT.into(),
         block_id: id.clone(),
         tenant: tenant.to_string(),
-        start_time_unix_nano: spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0),
-        end_time_unix_nano: spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0),
-        span_count: spans.len() as u64,
+        start_time_unix_nano,
+        end_time_unix_nano,
+        span_count,
         trace_count: traces,
         data_size: data.len() as u64,
         bloom_size: bloom.len() as u64,
