@@ -31,6 +31,21 @@ fn split_url(rest: &str) -> (String, String, Vec<(String, String)>) {
     (bucket.to_owned(), prefix.trim_matches('/').to_owned(), opts)
 }
 
+/// Applies `?key=value` URL options through a builder's `with_config`.
+fn configure<B, K>(
+    mut builder: B,
+    opts: Vec<(String, String)>,
+    set: fn(B, K, String) -> B,
+) -> Result<B, object_store::Error>
+where
+    K: std::str::FromStr<Err = object_store::Error>,
+{
+    for (k, v) in opts {
+        builder = set(builder, k.parse()?, v);
+    }
+    Ok(builder)
+}
+
 impl Location {
     /// Opens the store a URL names:
     /// - a plain path or `file:///abs/path`: a local folder, created if missing;
@@ -52,52 +67,31 @@ impl Location {
                 prefix: Path::from(rest),
             });
         }
+        let cloud = |store: Result<Arc<dyn ObjectStore>, object_store::Error>, prefix: String| {
+            Ok(Location {
+                store: store.map_err(|e| err(e.to_string()))?,
+                prefix: Path::from(prefix),
+            })
+        };
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix, opts) = split_url(rest);
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            for (k, v) in opts {
-                let key = k
-                    .parse()
-                    .map_err(|e: object_store::Error| err(e.to_string()))?;
-                b = b.with_config(key, v);
-            }
-            let store = b.build().map_err(|e| err(e.to_string()))?;
-            return Ok(Location {
-                store: Arc::new(store),
-                prefix: Path::from(prefix),
-            });
+            let b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
+            return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix);
         }
         if let Some(rest) = url.strip_prefix("az://") {
             let (container, prefix, opts) = split_url(rest);
-            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+            let b = object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_container_name(container);
-            for (k, v) in opts {
-                let key = k
-                    .parse()
-                    .map_err(|e: object_store::Error| err(e.to_string()))?;
-                b = b.with_config(key, v);
-            }
-            let store = b.build().map_err(|e| err(e.to_string()))?;
-            return Ok(Location {
-                store: Arc::new(store),
-                prefix: Path::from(prefix),
-            });
+            let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
+            return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix);
         }
         if let Some(rest) = url.strip_prefix("gs://") {
             let (bucket, prefix, opts) = split_url(rest);
-            let mut b =
+            let b =
                 object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-            for (k, v) in opts {
-                let key = k
-                    .parse()
-                    .map_err(|e: object_store::Error| err(e.to_string()))?;
-                b = b.with_config(key, v);
-            }
-            let store = b.build().map_err(|e| err(e.to_string()))?;
-            return Ok(Location {
-                store: Arc::new(store),
-                prefix: Path::from(prefix),
-            });
+            let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
+            return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix);
         }
         let dir = match url.strip_prefix("file://") {
             Some(p) => std::path::PathBuf::from(p),
