@@ -177,6 +177,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .collect();
     tracing::info!(%addr, apps = ?rt.apps.keys().collect::<Vec<_>>(), components = ?components, "Dapr HTTP API listening");
+    let telemetry = self_telemetry(&config)?;
     let _delivery = tempest_catalog::start_delivery(rt.clone());
     let storage = config.traces_storage();
     let receivers = tempest_catalog::ingest_receivers(&storage, config.traces.max_body_size, true)?;
@@ -216,7 +217,47 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("Dapr HTTP API server failed")?;
+    if let Some(provider) = telemetry {
+        // Flush what is buffered; the receiver is still up in this process.
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
     Ok(())
+}
+
+/// Exports Tempest's own spans with `opentelemetry-otlp` (OTLP/HTTP protobuf, batched) into
+/// this process's own OTLP/HTTP receiver, as service `tempest`.
+fn self_telemetry(
+    config: &Config,
+) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    if !config.traces.self_telemetry || config.traces.otlp_http_port == 0 {
+        return Ok(None);
+    }
+    let endpoint = format!(
+        "http://{}:{}/v1/traces",
+        config.traces.bind, config.traces.otlp_http_port
+    );
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .with_headers(
+            [(
+                "X-Scope-OrgID".to_owned(),
+                tempest_core::tenant::DEFAULT_TENANT.to_owned(),
+            )]
+            .into(),
+        )
+        .build()?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("tempest")
+                .build(),
+        )
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(Some(provider))
 }
 
 async fn shutdown_signal() {

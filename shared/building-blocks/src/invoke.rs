@@ -118,7 +118,37 @@ pub async fn invoke(rt: &Runtime, req: InvokeRequest) -> Result<InvokeResponse, 
         trace_id = %trace.trace_id,
         span_id = %trace.span_id,
     );
-    forward(rt, req, url, trace).instrument(span).await
+    let parent = TraceContext::parse(
+        header_str(&req.headers, "traceparent").unwrap_or_default(),
+        header_str(&req.headers, "tracestate"),
+    );
+    let mut hop = crate::telemetry::start(
+        format!("CallLocal/{}/{}", req.app_id, req.path),
+        opentelemetry::trace::SpanKind::Client,
+        &trace,
+        parent.as_ref(),
+        vec![
+            opentelemetry::KeyValue::new("rpc.service", "ServiceInvocation"),
+            opentelemetry::KeyValue::new("net.peer.name", req.app_id.clone()),
+            opentelemetry::KeyValue::new("dapr.protocol", "http"),
+            opentelemetry::KeyValue::new("http.request.method", req.method.to_string()),
+        ],
+    );
+    let result = forward(rt, req, url, trace).instrument(span).await;
+    match &result {
+        Ok(resp) => {
+            hop.set(opentelemetry::KeyValue::new(
+                "http.response.status_code",
+                i64::from(resp.status.as_u16()),
+            ));
+            if resp.status.as_u16() >= 400 {
+                hop.fail(format!("Code({})", resp.status.as_u16()));
+            }
+        }
+        Err(e) => hop.fail(e.message.clone()),
+    }
+    hop.end();
+    result
 }
 
 async fn forward(

@@ -12,6 +12,7 @@ pub mod router;
 pub mod runtime;
 pub mod secrets;
 pub mod state;
+pub mod telemetry;
 
 pub use error::ApiError;
 pub use runtime::Runtime;

@@ -71,6 +71,8 @@ pub struct TracesConfig {
     pub jaeger_port: u16,
     /// Largest accepted ingest body in bytes, after decompression.
     pub max_body_size: usize,
+    /// Export Tempest's own spans (service `tempest`) into its OTLP/HTTP receiver.
+    pub self_telemetry: bool,
 }
 
 impl Default for TracesConfig {
@@ -83,6 +85,7 @@ impl Default for TracesConfig {
             zipkin_port: 9411,
             jaeger_port: 14268,
             max_body_size: 20 << 20,
+            self_telemetry: true,
         }
     }
 }
@@ -210,6 +213,10 @@ impl Config {
                 "TEMPEST_OTLP_GRPC_PORT" => self.traces.otlp_grpc_port = parse_num(name, value)?,
                 "TEMPEST_ZIPKIN_PORT" => self.traces.zipkin_port = parse_num(name, value)?,
                 "TEMPEST_JAEGER_PORT" => self.traces.jaeger_port = parse_num(name, value)?,
+                "TEMPEST_SELF_TELEMETRY" => {
+                    self.traces.self_telemetry =
+                        !matches!(value.trim(), "0" | "false" | "off" | "no")
+                }
                 "TEMPEST_TRACES_MAX_BODY_SIZE" => {
                     self.traces.max_body_size = parse_num(name, value)?
                 }

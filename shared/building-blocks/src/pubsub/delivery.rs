@@ -84,14 +84,37 @@ pub async fn deliver(d: Delivery<'_>) -> Outcome {
     if let Some(token) = d.app_api_token {
         req = req.header("dapr-api-token", token);
     }
-    match req.body(body).send().await {
+    let topic = str_field("topic").unwrap_or_default().to_owned();
+    let mut hop = crate::telemetry::start(
+        format!("pubsub/{topic}"),
+        opentelemetry::trace::SpanKind::Client,
+        &trace,
+        parent
+            .and_then(|p| TraceContext::parse(p, str_field("tracestate")))
+            .as_ref(),
+        vec![
+            opentelemetry::KeyValue::new("messaging.system", "pubsub"),
+            opentelemetry::KeyValue::new("messaging.destination.name", topic),
+        ],
+    );
+    let outcome = match req.body(body).send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
+            hop.set(opentelemetry::KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
             let body = resp.bytes().await.unwrap_or_default();
             read_app_response(status, &body)
         }
         Err(e) => Outcome::Retry(format!("delivery to {url} failed: {e}")),
+    };
+    match &outcome {
+        Outcome::Success => {}
+        Outcome::Retry(why) | Outcome::Drop(why) => hop.fail(why.clone()),
     }
+    hop.end();
+    outcome
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use bytes::Bytes;
 
+use tempest_core::TraceContext;
+
 use crate::{ApiError, Runtime};
 
 /// Builds the complete Dapr HTTP API over `rt`.
@@ -75,8 +77,80 @@ pub fn dapr_router(rt: Arc<Runtime>) -> Router {
     // router whose middleware runs first.
     Router::new()
         .fallback_service(api)
+        .layer(middleware::from_fn(api_span))
         .layer(middleware::from_fn_with_state(rt, check_api_token))
         .layer(middleware::map_request(normalize_path))
+}
+
+/// The trace context of the Dapr API span of a request, for handlers that propagate it
+/// (publish puts it into the CloudEvent).
+#[derive(Clone, Debug)]
+pub(crate) struct ApiSpan(pub TraceContext);
+
+/// One span per Dapr API call, named by the URL path as Dapr names them, a child of the caller's
+/// `traceparent`; its context goes back in the response's `traceparent`. Invocations have their
+/// own `CallLocal` span and health checks are not traced, as in Dapr.
+async fn api_span(mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let traced = path.starts_with("/v1.0")
+        && !path.starts_with("/v1.0/invoke/")
+        && !path.starts_with("/v1.0/healthz");
+    if !traced || req.headers().contains_key("dapr-app-id") {
+        return next.run(req).await;
+    }
+    let incoming = header(req.headers(), "traceparent").map(str::to_owned);
+    let state = header(req.headers(), "tracestate").map(str::to_owned);
+    let parent = incoming
+        .as_deref()
+        .and_then(|tp| TraceContext::parse(tp, state.as_deref()));
+    let own = TraceContext::continue_or_start(incoming.as_deref(), state.as_deref());
+    let mut attributes = vec![
+        opentelemetry::KeyValue::new("dapr.protocol", "http"),
+        opentelemetry::KeyValue::new("dapr.api", format!("{} {path}", req.method())),
+        opentelemetry::KeyValue::new("http.request.method", req.method().to_string()),
+    ];
+    let mut segments = path.split('/').skip(2);
+    match (segments.next(), segments.next()) {
+        (Some("state"), Some(store)) => {
+            attributes.push(opentelemetry::KeyValue::new("db.system", "state"));
+            attributes.push(opentelemetry::KeyValue::new("db.name", store.to_owned()));
+        }
+        (Some("secrets"), Some(store)) => {
+            attributes.push(opentelemetry::KeyValue::new("db.system", "secrets"));
+            attributes.push(opentelemetry::KeyValue::new("db.name", store.to_owned()));
+        }
+        (Some("publish"), Some(_)) => {
+            attributes.push(opentelemetry::KeyValue::new("messaging.system", "pubsub"));
+            let topic: Vec<&str> = segments.collect();
+            attributes.push(opentelemetry::KeyValue::new(
+                "messaging.destination.name",
+                topic.join("/"),
+            ));
+        }
+        _ => {}
+    }
+    let mut span = crate::telemetry::start(
+        path,
+        opentelemetry::trace::SpanKind::Client,
+        &own,
+        parent.as_ref(),
+        attributes,
+    );
+    req.extensions_mut().insert(ApiSpan(own.clone()));
+    let mut resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    span.set(opentelemetry::KeyValue::new(
+        "dapr.status_code",
+        i64::from(status),
+    ));
+    if status >= 400 {
+        span.fail(format!("Code({status})"));
+    }
+    span.end();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&own.traceparent()) {
+        resp.headers_mut().insert("traceparent", v);
+    }
+    resp
 }
 
 /// Dapr strips trailing slashes and collapses `//` before routing.

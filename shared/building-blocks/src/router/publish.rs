@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -14,7 +14,7 @@ use tempest_core::TraceContext;
 use tempest_core::cloudevents::{self, PublishedEvent};
 use tracing::Instrument;
 
-use super::{header, read_body, request_metadata};
+use super::{ApiSpan, header, read_body, request_metadata};
 use crate::pubsub::OutgoingMessage;
 use crate::runtime::PubSubComponent;
 use crate::{ApiError, Runtime};
@@ -124,6 +124,19 @@ impl Publication<'_> {
     }
 }
 
+/// The publish span's context: the Dapr API span's (so the envelope's `traceparent` names a
+/// recorded span), or a child of the caller's when the router's span layer is not in front.
+fn span_context(api_span: Option<Extension<ApiSpan>>, headers: &HeaderMap) -> TraceContext {
+    api_span
+        .map(|Extension(ApiSpan(tc))| tc)
+        .unwrap_or_else(|| {
+            TraceContext::continue_or_start(
+                header(headers, "traceparent"),
+                header(headers, "tracestate"),
+            )
+        })
+}
+
 fn publish_failed(topic: &str, pubsub: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -138,6 +151,7 @@ pub(super) async fn publish(
     Path((pubsub, topic)): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
+    api_span: Option<Extension<ApiSpan>>,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let comp = component(&rt, &pubsub, &topic)?;
@@ -147,10 +161,7 @@ pub(super) async fn publish(
         rt: &rt,
         pubsub: &pubsub,
         topic: &topic,
-        trace: TraceContext::continue_or_start(
-            header(&headers, "traceparent"),
-            header(&headers, "tracestate"),
-        ),
+        trace: span_context(api_span, &headers),
         baggage: header(&headers, "baggage"),
     };
     let msg = publication.message(&body, header(&headers, "content-type"), &md)?;
@@ -201,6 +212,7 @@ pub(super) async fn bulk(
     Path((pubsub, topic)): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
+    api_span: Option<Extension<ApiSpan>>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let comp = component(&rt, &pubsub, &topic)?;
@@ -209,10 +221,7 @@ pub(super) async fn bulk(
     let body = read_body(&rt, body).await?;
     let mut entries: Vec<Value> = serde_json::from_slice(&body)
         .map_err(|e| events_ser(format!("failed to parse bulk publish request: {e}")))?;
-    let parent = TraceContext::continue_or_start(
-        header(&headers, "traceparent"),
-        header(&headers, "tracestate"),
-    );
+    let parent = span_context(api_span, &headers);
     let mut seen = HashSet::new();
     let mut messages = Vec::with_capacity(entries.len());
     for entry in &mut entries {
