@@ -5,33 +5,91 @@
 //! `{"$f": "NaN" | "inf" | "-inf"}`. DuckDB and pandas read it with their JSON functions.
 
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempest_traces::{AnyValue, KeyValue};
 
-fn encode_value(v: &AnyValue) -> Value {
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends one value. Written by hand rather than through `serde_json::Value`: this runs for
+/// every attribute of every ingested span.
+fn push_value(out: &mut String, v: &AnyValue) {
+    use std::fmt::Write as _;
     match v {
-        AnyValue::Str(s) => Value::String(s.clone()),
-        AnyValue::Bool(b) => Value::Bool(*b),
-        AnyValue::Int(i) => json!(i),
+        AnyValue::Str(s) => push_json_str(out, s),
+        AnyValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        AnyValue::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
         AnyValue::Double(d) if d.is_finite() => {
             // serde_json writes integral floats with ".0", which keeps them apart from ints.
-            serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number)
+            match serde_json::Number::from_f64(*d) {
+                Some(n) => out.push_str(&n.to_string()),
+                None => out.push_str("null"),
+            }
         }
         AnyValue::Double(d) => {
-            json!({"$f": if d.is_nan() { "NaN" } else if *d > 0.0 { "inf" } else { "-inf" }})
+            out.push_str(if d.is_nan() {
+                r#"{"$f":"NaN"}"#
+            } else if *d > 0.0 {
+                r#"{"$f":"inf"}"#
+            } else {
+                r#"{"$f":"-inf"}"#
+            });
         }
-        AnyValue::Bytes(b) => json!({"$b": base64::engine::general_purpose::STANDARD.encode(b)}),
-        AnyValue::Array(items) => Value::Array(items.iter().map(encode_value).collect()),
-        AnyValue::KvList(kvs) => json!({"$kv": encode_list(kvs)}),
+        AnyValue::Bytes(b) => {
+            out.push_str(r#"{"$b":""#);
+            out.push_str(&base64::engine::general_purpose::STANDARD.encode(b));
+            out.push_str("\"}");
+        }
+        AnyValue::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_value(out, item);
+            }
+            out.push(']');
+        }
+        AnyValue::KvList(kvs) => {
+            out.push_str(r#"{"$kv":"#);
+            push_list(out, kvs);
+            out.push('}');
+        }
     }
 }
 
-fn encode_list(kvs: &[KeyValue]) -> Value {
-    Value::Array(
-        kvs.iter()
-            .map(|kv| json!([kv.key, encode_value(&kv.value)]))
-            .collect(),
-    )
+fn push_list(out: &mut String, kvs: &[KeyValue]) {
+    out.push('[');
+    for (i, kv) in kvs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        push_json_str(out, &kv.key);
+        out.push(',');
+        push_value(out, &kv.value);
+        out.push(']');
+    }
+    out.push(']');
 }
 
 /// Encodes an attribute list; an empty list is the empty string (nothing stored).
@@ -39,7 +97,9 @@ pub fn encode(kvs: &[KeyValue]) -> String {
     if kvs.is_empty() {
         return String::new();
     }
-    encode_list(kvs).to_string()
+    let mut out = String::with_capacity(kvs.len() * 24);
+    push_list(&mut out, kvs);
+    out
 }
 
 fn decode_value(v: &Value) -> Result<AnyValue, String> {
@@ -140,6 +200,11 @@ mod tests {
             KeyValue::str("s", "duplicate keys keep their order"),
         ];
         assert_eq!(decode(&encode(&kvs)).expect("decode"), kvs);
+        // What is written is plain JSON any reader parses, escapes included.
+        let tricky = vec![KeyValue::str("q\"uote", "line\nbreak\t\u{1}\\")];
+        let text = encode(&tricky);
+        assert!(serde_json::from_str::<Value>(&text).is_ok(), "{text}");
+        assert_eq!(decode(&text).expect("decode"), tricky);
         assert_eq!(encode(&[]), "");
         assert!(decode("[[1,2]]").is_err());
     }
