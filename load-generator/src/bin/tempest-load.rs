@@ -1,5 +1,5 @@
 //! `tempest-load`: sends seeded synthetic traces to a trace receiver over OTLP/HTTP, OTLP/gRPC
-//! or Zipkin, at a fixed open-loop rate or as fast as possible, and prints a summary.
+//! Zipkin or Jaeger Thrift, at a fixed open-loop rate or as fast as possible, and prints a summary.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,8 @@ enum Protocol {
     OtlpGrpc,
     /// Zipkin v2 JSON (`POST /api/v2/spans`).
     Zipkin,
+    /// Jaeger Thrift over HTTP (`POST /api/traces`), one Batch per service.
+    Jaeger,
 }
 
 #[derive(Parser)]
@@ -94,6 +96,26 @@ async fn send(
                 .partial_success
                 .map_or(0, |p| p.rejected_spans.max(0) as u64))
         }
+        (Client::Http(h, url), Protocol::Jaeger) => {
+            for batch in tempest_traces::jaeger::encode_thrift(spans) {
+                let mut req = h
+                    .post(url)
+                    .header("content-type", "application/x-thrift")
+                    .body(batch);
+                if let Some(t) = tenant {
+                    req = req.header("x-scope-orgid", t);
+                }
+                let resp = req.send().await.map_err(|e| e.to_string())?;
+                if !resp.status().is_success() {
+                    return Err(format!(
+                        "{} {}",
+                        resp.status(),
+                        resp.text().await.unwrap_or_default()
+                    ));
+                }
+            }
+            Ok(0)
+        }
         (Client::Http(h, url), Protocol::Zipkin) => {
             let mut req = h
                 .post(url)
@@ -143,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
         Protocol::OtlpHttp => "http://127.0.0.1:4318/v1/traces".into(),
         Protocol::OtlpGrpc => "http://127.0.0.1:4317".into(),
         Protocol::Zipkin => "http://127.0.0.1:9411/api/v2/spans".into(),
+        Protocol::Jaeger => "http://127.0.0.1:14268/api/traces".into(),
     });
     let client = Arc::new(match cli.protocol {
         Protocol::OtlpGrpc => Client::Grpc(
