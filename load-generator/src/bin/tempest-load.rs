@@ -98,58 +98,24 @@ async fn send(
         }
         (Client::Http(h, url), Protocol::Jaeger) => {
             for batch in tempest_traces::jaeger::encode_thrift(spans) {
-                let mut req = h
-                    .post(url)
-                    .header("content-type", "application/x-thrift")
-                    .body(batch);
-                if let Some(t) = tenant {
-                    req = req.header("x-scope-orgid", t);
-                }
-                let resp = req.send().await.map_err(|e| e.to_string())?;
-                if !resp.status().is_success() {
-                    return Err(format!(
-                        "{} {}",
-                        resp.status(),
-                        resp.text().await.unwrap_or_default()
-                    ));
-                }
+                post(h, url, "application/x-thrift", batch, tenant).await?;
             }
             Ok(0)
         }
         (Client::Http(h, url), Protocol::Zipkin) => {
-            let mut req = h
-                .post(url)
-                .header("content-type", "application/json")
-                .body(tempest_traces::zipkin::encode_json(spans));
-            if let Some(t) = tenant {
-                req = req.header("x-scope-orgid", t);
-            }
-            let resp = req.send().await.map_err(|e| e.to_string())?;
-            if resp.status().is_success() {
-                Ok(0)
-            } else {
-                Err(format!(
-                    "{} {}",
-                    resp.status(),
-                    resp.text().await.unwrap_or_default()
-                ))
-            }
+            post(
+                h,
+                url,
+                "application/json",
+                tempest_traces::zipkin::encode_json(spans),
+                tenant,
+            )
+            .await?;
+            Ok(0)
         }
         (Client::Http(h, url), _) => {
             let body = tempest_traces::otlp::encode_request(spans).encode_to_vec();
-            let mut req = h
-                .post(url)
-                .header("content-type", "application/x-protobuf")
-                .body(body);
-            if let Some(t) = tenant {
-                req = req.header("x-scope-orgid", t);
-            }
-            let resp = req.send().await.map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
-            if !status.is_success() {
-                return Err(format!("{status} {}", String::from_utf8_lossy(&bytes)));
-            }
+            let bytes = post(h, url, "application/x-protobuf", body, tenant).await?;
             let decoded = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(&bytes[..]).map_err(|e| e.to_string())?;
             Ok(decoded
                 .partial_success
@@ -158,6 +124,26 @@ async fn send(
     }
 }
 
+/// POSTs one payload with the tenant header; returns the body of a 2xx answer.
+async fn post(
+    h: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    tenant: Option<&str>,
+) -> Result<bytes::Bytes, String> {
+    let mut req = h.post(url).header("content-type", content_type).body(body);
+    if let Some(t) = tenant {
+        req = req.header("x-scope-orgid", t);
+    }
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status} {}", String::from_utf8_lossy(&bytes)));
+    }
+    Ok(bytes)
+}
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
