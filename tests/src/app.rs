@@ -69,6 +69,8 @@ struct Inner {
     /// Per path: replies used in order; the last one repeats.
     replies: HashMap<String, Vec<Reply>>,
     subscriptions: Option<serde_json::Value>,
+    /// Paths answering bulk deliveries with SUCCESS for every entry.
+    bulk_success: Vec<String>,
 }
 
 /// The running app.
@@ -102,6 +104,17 @@ async fn handle(State(app): State<TestApp>, req: Request) -> Response {
             headers: parts.headers.clone(),
             body: body.clone(),
         });
+        if inner.bulk_success.contains(&path) {
+            let entries = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["entries"].as_array().cloned())
+                .unwrap_or_default();
+            let statuses: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| serde_json::json!({"entryId": e["entryId"], "status": "SUCCESS"}))
+                .collect();
+            return axum::Json(serde_json::json!({"statuses": statuses})).into_response();
+        }
         match inner.replies.get_mut(&path) {
             Some(list) if list.len() > 1 => Some(list.remove(0)),
             Some(list) => list.first().cloned(),
@@ -165,6 +178,15 @@ impl TestApp {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .subscriptions = Some(subs);
+    }
+
+    /// Answers bulk deliveries on `path` with SUCCESS for every entry.
+    pub fn reply_bulk_success(&self, path: &str) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bulk_success
+            .push(path.into());
     }
 
     /// Scripts the replies for `path` (used in order; the last repeats).

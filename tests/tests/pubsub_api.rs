@@ -41,6 +41,7 @@ fn topic(name: &str) -> String {
 async fn scenario(kind: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = TestApp::start().await;
+    let bulk_topic = topic("bulk");
     let (orders, routed, flaky, dropped, dead, raw) = (
         topic("orders"),
         topic("routed"),
@@ -56,6 +57,7 @@ async fn scenario(kind: &str) {
         {"pubsubname": "pubsub", "topic": dropped, "route": "/dropped", "deadLetterTopic": dead},
         {"pubsubname": "pubsub", "topic": dead, "route": "/dead"},
         {"pubsubname": "pubsub", "topic": raw, "route": "/raw", "metadata": {"rawPayload": "true"}},
+        {"pubsubname": "pubsub", "topic": bulk_topic, "route": "/bulk", "bulkSubscribe": {"enabled": true, "maxMessagesCount": 5, "maxAwaitDurationMs": 200}},
     ]));
     app.reply(
         "/flaky",
@@ -66,6 +68,7 @@ async fn scenario(kind: &str) {
         ],
     );
     app.reply("/dropped", vec![Reply::new(200, r#"{"status":"DROP"}"#)]);
+    app.reply_bulk_success("/bulk");
     // Declarative subscription for a second app.
     let audit = TestApp::start().await;
     let audit_topic = topic("audit");
@@ -109,7 +112,7 @@ async fn scenario(kind: &str) {
             .json()
             .await
             .ok()?;
-        (md["subscriptions"].as_array()?.len() >= 7).then_some(())
+        (md["subscriptions"].as_array()?.len() >= 8).then_some(())
     })
     .await;
 
@@ -269,6 +272,46 @@ async fn scenario(kind: &str) {
         "scopes limit the subscription to its app"
     );
 
+    // Bulk subscribe: batched deliveries in Dapr's bulk format, each entry acknowledged.
+    for n in 0..7 {
+        publish(
+            &bulk_topic,
+            &format!("{{\"n\":{n}}}"),
+            "application/json",
+            "",
+        )
+        .await
+        .expect("publish");
+    }
+    let bulk = eventually(15, "seven bulk entries", || async {
+        let reqs = app.received("/bulk");
+        let entries: usize = reqs
+            .iter()
+            .map(|r| r.json()["entries"].as_array().map_or(0, Vec::len))
+            .sum();
+        (entries >= 7).then_some(reqs)
+    })
+    .await;
+    for r in &bulk {
+        let v = r.json();
+        assert_eq!(v["type"], "com.dapr.event.sent.bulk");
+        assert_eq!(v["topic"], bulk_topic.as_str());
+        assert_eq!(v["pubsubname"], "pubsub");
+        let entries = v["entries"].as_array().expect("entries");
+        assert!(entries.len() <= 5, "maxMessagesCount bounds a delivery");
+        for e in entries {
+            assert_eq!(e["contentType"], "application/cloudevents+json");
+            assert!(e["entryId"].is_string());
+            assert_eq!(e["event"]["topic"], bulk_topic.as_str());
+        }
+    }
+    let ns: std::collections::BTreeSet<i64> = bulk
+        .iter()
+        .flat_map(|r| r.json()["entries"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["event"]["data"]["n"].as_i64())
+        .collect();
+    assert_eq!(ns, (0..7).collect());
+
     // Exactly-once in the absence of failures: no duplicates after the redelivery interval.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -277,6 +320,12 @@ async fn scenario(kind: &str) {
         "acknowledged messages are not redelivered"
     );
     assert_eq!(app.received("/dead").len(), 1);
+    let after: usize = app
+        .received("/bulk")
+        .iter()
+        .map(|r| r.json()["entries"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(after, 7, "acknowledged bulk entries are not redelivered");
 }
 
 #[tokio::test]

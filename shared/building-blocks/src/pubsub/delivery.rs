@@ -117,9 +117,104 @@ pub async fn deliver(d: Delivery<'_>) -> Outcome {
     outcome
 }
 
+/// Reads an app's answer to a bulk delivery: `{"statuses":[{"entryId","status"}]}`. A missing
+/// entry is RETRY, 404 drops every entry, any other non-2xx retries every entry.
+pub fn read_bulk_response(status: u16, body: &[u8], entry_ids: &[String]) -> Vec<Outcome> {
+    if status == 404 {
+        return entry_ids
+            .iter()
+            .map(|_| Outcome::Drop("app answered 404".into()))
+            .collect();
+    }
+    if !(200..300).contains(&status) {
+        return entry_ids
+            .iter()
+            .map(|_| Outcome::Retry(format!("app answered {status}")))
+            .collect();
+    }
+    let statuses: Vec<(String, String)> = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("statuses").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.get("entryId")?.as_str()?.to_owned(),
+                s.get("status")?.as_str()?.to_ascii_uppercase(),
+            ))
+        })
+        .collect();
+    entry_ids
+        .iter()
+        .map(|id| {
+            match statuses
+                .iter()
+                .find(|(e, _)| e == id)
+                .map(|(_, s)| s.as_str())
+            {
+                Some("SUCCESS") => Outcome::Success,
+                Some("DROP") => Outcome::Drop("app answered DROP".into()),
+                Some(other) => Outcome::Retry(format!("app answered {other}")),
+                None => Outcome::Retry("no status for this entry".into()),
+            }
+        })
+        .collect()
+}
+
+/// POSTs a bulk delivery (`com.dapr.event.sent.bulk`) and reads the per-entry answer.
+pub async fn deliver_bulk(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    entry_ids: &[String],
+    app_api_token: Option<&str>,
+) -> Vec<Outcome> {
+    let mut req = http.post(url).json(body);
+    if let Some(token) = app_api_token {
+        req = req.header("dapr-api-token", token);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            read_bulk_response(status, &bytes, entry_ids)
+        }
+        Err(e) => entry_ids
+            .iter()
+            .map(|_| Outcome::Retry(format!("bulk delivery to {url} failed: {e}")))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_response_contract() {
+        let ids = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let got = read_bulk_response(
+            200,
+            br#"{"statuses":[{"entryId":"a","status":"SUCCESS"},{"entryId":"b","status":"drop"}]}"#,
+            &ids,
+        );
+        assert_eq!(got[0], Outcome::Success);
+        assert!(matches!(got[1], Outcome::Drop(_)));
+        assert!(
+            matches!(got[2], Outcome::Retry(_)),
+            "a missing entry is RETRY"
+        );
+        assert!(
+            read_bulk_response(404, b"", &ids)
+                .iter()
+                .all(|o| matches!(o, Outcome::Drop(_)))
+        );
+        assert!(
+            read_bulk_response(500, b"", &ids)
+                .iter()
+                .all(|o| matches!(o, Outcome::Retry(_)))
+        );
+    }
 
     #[test]
     fn app_response_contract() {

@@ -71,6 +71,7 @@ mod tests {
             raw_payload: false,
             metadata: Default::default(),
             kind: SubscriptionKind::Declarative,
+            bulk: None,
         }
     }
 

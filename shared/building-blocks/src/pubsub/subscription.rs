@@ -48,6 +48,30 @@ pub struct Subscription {
     pub metadata: BTreeMap<String, String>,
     /// Origin.
     pub kind: SubscriptionKind,
+    /// Bulk delivery, when the subscription asks for it (`bulkSubscribe.enabled`).
+    pub bulk: Option<BulkSubscribe>,
+}
+
+/// Dapr's `bulkSubscribe` settings; defaults as Dapr's for components without native bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BulkSubscribe {
+    /// Whether bulk delivery is on.
+    pub enabled: bool,
+    /// Most entries in one delivery.
+    pub max_messages_count: usize,
+    /// Longest wait to fill a delivery, in milliseconds.
+    pub max_await_duration_ms: u64,
+}
+
+impl Default for BulkSubscribe {
+    fn default() -> Self {
+        BulkSubscribe {
+            enabled: false,
+            max_messages_count: 100,
+            max_await_duration_ms: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -67,12 +91,14 @@ pub struct SubscriptionSpec {
     routes: Option<Routes>,
     metadata: Option<BTreeMap<String, String>>,
     dead_letter_topic: Option<String>,
+    bulk_subscribe: Option<BulkSubscribe>,
 }
 
 const SPEC_FIELDS: &[&str] = &[
     "pubsubname",
     "topic",
     "route",
+    "bulkSubscribe",
     "routes",
     "metadata",
     "deadLetterTopic",
@@ -113,6 +139,9 @@ impl SubscriptionSpec {
             raw_payload,
             metadata,
             kind,
+            bulk: self
+                .bulk_subscribe
+                .filter(|b| b.enabled && b.max_messages_count > 0),
         })
     }
 }

@@ -136,6 +136,73 @@ async fn dead_letter(
     }
 }
 
+/// Processes a batch for a `bulkSubscribe` subscription: one bulk delivery per app route
+/// (`com.dapr.event.sent.bulk`), then a disposition per message from its entry's status.
+pub async fn process_bulk(
+    rt: &Runtime,
+    component: &PubSubComponent,
+    sub: &Subscription,
+    msgs: &[ReceivedMessage],
+) -> Vec<Disposition> {
+    use base64::Engine as _;
+    let mut out = vec![Disposition::Redeliver; msgs.len()];
+    let Some(base_url) = rt.apps.get(&sub.app_id) else {
+        tracing::warn!(app = %sub.app_id, "subscriber app is not declared; messages kept");
+        return out;
+    };
+    // Route every message; group the entries by route.
+    // (route, [(message index, entry id, entry)])
+    type Entries = Vec<(usize, String, Value)>;
+    let mut groups: Vec<(String, Entries)> = Vec::new();
+    for (i, msg) in msgs.iter().enumerate() {
+        let event = event_of(sub, &msg.data);
+        if tempest_core::cloudevents::is_expired(&event) {
+            out[i] = Disposition::Done;
+            continue;
+        }
+        let Some(path) = routing::route(sub, &Value::Object(event.clone())).map(str::to_owned)
+        else {
+            out[i] = Disposition::Done;
+            continue;
+        };
+        let entry_id = uuid::Uuid::new_v4().to_string();
+        let entry = if sub.raw_payload {
+            serde_json::json!({"entryId": entry_id, "event": base64::engine::general_purpose::STANDARD.encode(&msg.data), "metadata": {}, "contentType": "application/octet-stream"})
+        } else {
+            serde_json::json!({"entryId": entry_id, "event": event, "metadata": {}, "contentType": tempest_core::cloudevents::CLOUDEVENT_CONTENT_TYPE})
+        };
+        match groups.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, entries)) => entries.push((i, entry_id, entry)),
+            None => groups.push((path, vec![(i, entry_id, entry)])),
+        }
+    }
+    for (path, entries) in groups {
+        let url = format!("{}/{}", base_url, path.trim_start_matches('/'));
+        let ids: Vec<String> = entries.iter().map(|(_, id, _)| id.clone()).collect();
+        let body = serde_json::json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "type": "com.dapr.event.sent.bulk",
+            "topic": sub.topic,
+            "pubsubname": sub.pubsub_name,
+            "metadata": {},
+            "entries": entries.iter().map(|(_, _, e)| e.clone()).collect::<Vec<_>>(),
+        });
+        let outcomes =
+            super::delivery::deliver_bulk(&rt.http, &url, &body, &ids, rt.app_api_token.as_deref())
+                .await;
+        for ((i, _, _), outcome) in entries.iter().zip(outcomes) {
+            out[*i] = match outcome {
+                Outcome::Success => Disposition::Done,
+                Outcome::Drop(_) => dead_letter(component, sub, &msgs[*i], Disposition::Done).await,
+                Outcome::Retry(_) => {
+                    dead_letter(component, sub, &msgs[*i], Disposition::Redeliver).await
+                }
+            };
+        }
+    }
+    out
+}
+
 /// Runs one subscription until the task is cancelled: read, process, acknowledge.
 pub async fn run_subscription(rt: Arc<Runtime>, sub: Subscription) {
     let Some(component) = rt.pubsub.get(&sub.pubsub_name).cloned() else {
@@ -151,10 +218,14 @@ pub async fn run_subscription(rt: Arc<Runtime>, sub: Subscription) {
     }
     tracing::info!(app = %sub.app_id, pubsub = %sub.pubsub_name, topic = %sub.topic, "subscription active");
     loop {
-        let batch = match broker
-            .fetch(&sub.topic, &sub.app_id, FETCH_BATCH, FETCH_WAIT)
-            .await
-        {
+        let (max, wait) = match sub.bulk {
+            Some(b) => (
+                b.max_messages_count,
+                Duration::from_millis(b.max_await_duration_ms),
+            ),
+            None => (FETCH_BATCH, FETCH_WAIT),
+        };
+        let batch = match broker.fetch(&sub.topic, &sub.app_id, max, wait).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(topic = %sub.topic, "broker read failed: {e}");
@@ -162,8 +233,17 @@ pub async fn run_subscription(rt: Arc<Runtime>, sub: Subscription) {
                 continue;
             }
         };
-        for msg in batch {
-            if process(&rt, &component, &sub, &msg).await == Disposition::Done
+        let dispositions = if sub.bulk.is_some() {
+            process_bulk(&rt, &component, &sub, &batch).await
+        } else {
+            let mut d = Vec::with_capacity(batch.len());
+            for msg in &batch {
+                d.push(process(&rt, &component, &sub, msg).await);
+            }
+            d
+        };
+        for (msg, disposition) in batch.iter().zip(dispositions) {
+            if disposition == Disposition::Done
                 && let Err(e) = broker.ack(&sub.topic, &sub.app_id, &msg.ack_id).await
             {
                 tracing::warn!(topic = %sub.topic, "ack failed, message may be redelivered: {e}");
