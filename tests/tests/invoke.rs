@@ -40,6 +40,16 @@ async fn forwards_every_verb_path_query_header_and_body() {
             r.header("dapr-app-id").is_none(),
             "dapr-app-id is not forwarded"
         );
+        assert_eq!(r.header("x-forwarded-for"), Some("127.0.0.1"));
+        let forwarded = r.header("forwarded").unwrap_or_default();
+        assert!(
+            forwarded.starts_with("for=127.0.0.1;host=127.0.0.1:"),
+            "{forwarded}"
+        );
+        assert!(
+            r.header("x-forwarded-host")
+                .is_some_and(|h| h.starts_with("127.0.0.1:"))
+        );
         assert_eq!(r.json()["verb"], method);
     }
 }

@@ -213,10 +213,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    axum::serve(listener, tempest_catalog::dapr_http(rt))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("Dapr HTTP API server failed")?;
+    axum::serve(
+        listener,
+        tempest_catalog::dapr_http(rt).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("Dapr HTTP API server failed")?;
     if let Some(provider) = telemetry {
         // Flush what is buffered; the receiver is still up in this process.
         let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;

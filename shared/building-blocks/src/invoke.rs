@@ -28,6 +28,8 @@ pub struct InvokeRequest {
     pub query: Option<String>,
     /// Request headers as received.
     pub headers: HeaderMap,
+    /// The caller's address, for `X-Forwarded-For` / `Forwarded`.
+    pub client: Option<std::net::IpAddr>,
     /// Request body.
     pub body: Bytes,
 }
@@ -167,6 +169,23 @@ async fn forward(
     }
     set_header(&mut headers, "dapr-caller-app-id", &rt.app_id);
     set_header(&mut headers, "dapr-callee-app-id", &req.app_id);
+    // As daprd: who called and which host they asked, for apps behind the hop.
+    let host = header_str(&req.headers, "host").map(str::to_owned);
+    if let Some(ip) = req.client {
+        let xff = match header_str(&req.headers, "x-forwarded-for") {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip.to_string(),
+        };
+        set_header(&mut headers, "x-forwarded-for", &xff);
+        let mut forwarded = format!("for={ip}");
+        if let Some(h) = &host {
+            forwarded.push_str(&format!(";host={h}"));
+        }
+        set_header(&mut headers, "forwarded", &forwarded);
+    }
+    if let Some(h) = &host {
+        set_header(&mut headers, "x-forwarded-host", h);
+    }
     if let Some(token) = &rt.app_api_token {
         set_header(&mut headers, "dapr-api-token", token);
     }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::Extensions;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
@@ -11,6 +12,14 @@ use super::{header, read_body};
 use crate::invoke::{InvokeRequest, invoke};
 use crate::{ApiError, Runtime};
 
+/// The caller's address, when the host serves with connection info.
+fn client_addr(extensions: &Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip())
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     rt: &Runtime,
     method: Method,
@@ -18,6 +27,7 @@ async fn forward(
     path: String,
     uri: &Uri,
     headers: HeaderMap,
+    client: Option<std::net::IpAddr>,
     body: Body,
 ) -> Response {
     let body = match read_body(rt, body).await {
@@ -30,6 +40,7 @@ async fn forward(
         path,
         query: uri.query().map(str::to_owned),
         headers,
+        client,
         body,
     };
     match invoke(rt, req).await {
@@ -45,9 +56,20 @@ pub(super) async fn by_path(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
-    forward(&rt, method, app_id, method_path, &uri, headers, body).await
+    forward(
+        &rt,
+        method,
+        app_id,
+        method_path,
+        &uri,
+        headers,
+        client_addr(&extensions),
+        body,
+    )
+    .await
 }
 
 /// Any request no other route matched: an invocation when it carries `dapr-app-id`
@@ -57,6 +79,7 @@ pub(super) async fn by_header(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
     let Some(app_id) = header(&headers, "dapr-app-id").map(str::to_owned) else {
@@ -71,5 +94,15 @@ pub(super) async fn by_header(
         return (StatusCode::NOT_FOUND, "404 page not found").into_response();
     };
     let path = uri.path().trim_start_matches('/').to_owned();
-    forward(&rt, method, app_id, path, &uri, headers, body).await
+    forward(
+        &rt,
+        method,
+        app_id,
+        path,
+        &uri,
+        headers,
+        client_addr(&extensions),
+        body,
+    )
+    .await
 }
