@@ -58,3 +58,19 @@ pub fn write_resources(dir: &std::path::Path, docs: &[String]) -> String {
     std::fs::write(res.join("resources.yaml"), docs.join("---\n")).expect("write resources");
     res.to_string_lossy().into_owned()
 }
+
+/// Dapr's default component names on the embedded SQLite stores, as resource documents.
+pub fn embedded_components() -> Vec<String> {
+    vec![
+        component(
+            "statestore",
+            "state.sqlite",
+            &[("connectionString", "state.db")],
+        ),
+        component(
+            "pubsub",
+            "pubsub.sqlite",
+            &[("connectionString", "pubsub.db")],
+        ),
+    ]
+}

@@ -158,6 +158,24 @@ impl Tempest {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until `/v1.0/metadata` lists at least `n` subscriptions (apps' programmatic
+    /// subscriptions arrive once Tempest has asked them).
+    pub async fn wait_for_subscriptions(&self, n: usize) {
+        let http = reqwest::Client::new();
+        crate::eventually(10, "subscriptions in metadata", || async {
+            let md: serde_json::Value = http
+                .get(self.at("/v1.0/metadata"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (md["subscriptions"].as_array()?.len() >= n).then_some(())
+        })
+        .await;
+    }
+
     /// `url` + `path`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)

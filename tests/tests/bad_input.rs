@@ -2,7 +2,7 @@
 //! was accepted before is lost or changed.
 
 use serde_json::{Value, json};
-use tempest_tests::{Tempest, component, write_resources};
+use tempest_tests::{Tempest, component, embedded_components, write_resources};
 
 struct Case {
     what: &'static str,
@@ -39,26 +39,13 @@ async fn bad_inputs_are_rejected_and_lose_nothing() {
     let secrets = dir.path().join("secrets.json");
     std::fs::write(&secrets, r#"{"token":"t0k3n"}"#).expect("write");
     let secrets = secrets.to_string_lossy();
-    let res = write_resources(
-        dir.path(),
-        &[
-            component(
-                "statestore",
-                "state.sqlite",
-                &[("connectionString", "state.db")],
-            ),
-            component(
-                "pubsub",
-                "pubsub.sqlite",
-                &[("connectionString", "pubsub.db")],
-            ),
-            component(
-                "files",
-                "secretstores.local.file",
-                &[("secretsFile", &secrets)],
-            ),
-        ],
-    );
+    let mut docs = embedded_components();
+    docs.push(component(
+        "files",
+        "secretstores.local.file",
+        &[("secretsFile", &secrets)],
+    ));
+    let res = write_resources(dir.path(), &docs);
     let t = Tempest::start(
         dir.path(),
         &["--resources-path", &res],

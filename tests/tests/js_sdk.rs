@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use tempest_tests::{Tempest, component, free_port, write_resources};
+use tempest_tests::{Tempest, component, embedded_components, free_port, write_resources};
 
 #[tokio::test]
 async fn dapr_js_sdk_works_unmodified() {
@@ -18,26 +18,13 @@ async fn dapr_js_sdk_works_unmodified() {
     let secrets = dir.path().join("secrets.json");
     std::fs::write(&secrets, r#"{"mysecret":"s3cr3t","db":{"password":"pw"}}"#).expect("write");
     let secrets = secrets.to_string_lossy();
-    let res = write_resources(
-        dir.path(),
-        &[
-            component(
-                "statestore",
-                "state.sqlite",
-                &[("connectionString", "state.db")],
-            ),
-            component(
-                "pubsub",
-                "pubsub.sqlite",
-                &[("connectionString", "pubsub.db")],
-            ),
-            component(
-                "localsecretstore",
-                "secretstores.local.file",
-                &[("secretsFile", &secrets), ("nestedSeparator", ":")],
-            ),
-        ],
-    );
+    let mut docs = embedded_components();
+    docs.push(component(
+        "localsecretstore",
+        "secretstores.local.file",
+        &[("secretsFile", &secrets), ("nestedSeparator", ":")],
+    ));
+    let res = write_resources(dir.path(), &docs);
     let app_port = free_port();
     let app = format!("orders=http://127.0.0.1:{app_port}");
     let t = Tempest::start(dir.path(), &["--resources-path", &res, "--app", &app], &[]).await;

@@ -103,18 +103,7 @@ async fn scenario(kind: &str) {
             .send()
     };
     // Subscriptions come from the app once it answers /dapr/subscribe.
-    eventually(10, "programmatic subscriptions in metadata", || async {
-        let md: Value = http
-            .get(t.at("/v1.0/metadata"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (md["subscriptions"].as_array()?.len() >= 8).then_some(())
-    })
-    .await;
+    t.wait_for_subscriptions(8).await;
 
     // JSON event, wrapped in a CloudEvent with Dapr's fields.
     assert_eq!(

@@ -24,18 +24,8 @@ async fn building_block_calls_are_traced_into_tempest_itself() {
     .await;
     let http = reqwest::Client::new();
     let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
-    eventually(10, "subscription", || async {
-        let md: serde_json::Value = http
-            .get(t.at("/v1.0/metadata"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (!md["subscriptions"].as_array()?.is_empty()).then_some(())
-    })
-    .await;
+    // Subscriptions come from the app once it answers /dapr/subscribe.
+    t.wait_for_subscriptions(1).await;
     let resp = http
         .post(t.at("/v1.0/invoke/orders/method/checkout"))
         .header("traceparent", &traceparent)
