@@ -28,13 +28,28 @@ pub fn validate(sub: &Subscription) -> Result<(), RoutingError> {
     Ok(())
 }
 
+/// Compiled rules by expression: routing runs for every delivered message, compiling once.
+fn compiled(expr: &str) -> Option<std::sync::Arc<Program>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Program>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = guard.get(expr) {
+        return Some(p.clone());
+    }
+    let program = Arc::new(Program::compile(expr).ok()?);
+    guard.insert(expr.to_owned(), program.clone());
+    Some(program)
+}
+
 /// The route for `event`, or `None` when no rule matches and there is no default.
 pub fn route<'a>(sub: &'a Subscription, event: &Value) -> Option<&'a str> {
     for rule in &sub.rules {
         if rule.match_expr.trim().is_empty() {
             return Some(&rule.path);
         }
-        let Ok(program) = Program::compile(&rule.match_expr) else {
+        let Some(program) = compiled(&rule.match_expr) else {
             continue;
         };
         let mut ctx = Context::default();
