@@ -11,6 +11,8 @@ pub struct Served {
     child: Child,
     /// Dapr HTTP API base URL.
     pub url: String,
+    /// OTLP/HTTP traces URL (`…/v1/traces`).
+    pub otlp_http_traces: String,
 }
 
 /// CPU time (user + system) and memory of a process.
@@ -35,6 +37,7 @@ impl Served {
     /// Starts `bin serve` with `args` and waits for `/v1.0/healthz`.
     pub async fn start(bin: &Path, data_dir: &Path, args: &[String]) -> anyhow::Result<Served> {
         let port = free_port()?;
+        let otlp_http = free_port()?;
         let child = Command::new(bin)
             .arg("serve")
             .arg("--dapr-http-port")
@@ -42,7 +45,7 @@ impl Served {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--otlp-http-port")
-            .arg(free_port()?.to_string())
+            .arg(otlp_http.to_string())
             .arg("--otlp-grpc-port")
             .arg(free_port()?.to_string())
             .arg("--zipkin-port")
@@ -59,6 +62,7 @@ impl Served {
         let served = Served {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            otlp_http_traces: format!("http://127.0.0.1:{otlp_http}/v1/traces"),
         };
         let http = reqwest::Client::new();
         for _ in 0..200 {

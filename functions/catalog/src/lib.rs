@@ -83,9 +83,6 @@ pub struct Receivers {
     pub jaeger: Router,
 }
 
-/// Spans per group-committed block in a long-running host.
-const GROUP_COMMIT_MAX_SPANS: usize = 500_000;
-
 /// Builds the `ingest` receivers over the block storage at `storage`. A long-running host
 /// (`group_commit`) groups concurrent requests into shared blocks; a function host commits a
 /// block per call.
@@ -98,7 +95,10 @@ pub fn ingest_receivers(
     use tempest_traces::{grpc, receivers};
     let loc = tempest_blocks::store::Location::open(storage)?;
     let sink: Arc<dyn receivers::SpanSink> = if group_commit {
-        Arc::new(GroupCommitSink::start(loc, GROUP_COMMIT_MAX_SPANS))
+        Arc::new(GroupCommitSink::start(
+            loc,
+            tempest_blocks::ingest::GROUP_COMMIT_MAX_SPANS,
+        ))
     } else {
         Arc::new(BlockSink::new(loc))
     };

@@ -53,6 +53,19 @@ enum Cmd {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Stored bytes per span for a real instrumented app: the OpenTelemetry Python SDK with its
+    /// WSGI and requests instrumentations, exporting OTLP/HTTP to `tempest serve`.
+    RealApp {
+        /// Checkout requests the app serves (each makes four or five spans).
+        #[arg(long, default_value_t = 3000)]
+        checkouts: usize,
+        /// The Python with the OpenTelemetry packages of tests/clients/python/requirements.txt.
+        #[arg(long, default_value = "tests/clients/python/.venv/bin/python")]
+        python: PathBuf,
+        /// The app script.
+        #[arg(long, default_value = "tests/clients/python/instrumented_app.py")]
+        script: PathBuf,
+    },
     /// Internal: one ingest call of the OTLP protobuf request in `payload`, in a fresh
     /// process, so its peak memory can be read.
     #[command(hide = true)]
@@ -573,7 +586,6 @@ fn corpus(requests: usize, traces: usize) -> (Vec<Vec<u8>>, u64) {
 async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<()> {
     let (payloads, spans_per_round) = corpus(requests, traces);
     let payload_bytes: usize = payloads.iter().map(Vec::len).sum();
-    let tenant = tempest_core::TenantId::parse(None)?;
     // Floor: decoding the same payloads alone, on this one thread.
     let (mut decode_spans, c0, t0) = (0u64, own_cpu(), Instant::now());
     while t0.elapsed().as_secs_f64() < seconds {
@@ -582,25 +594,23 @@ async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<
         }
     }
     let (decode_cpu, decode_wall) = (own_cpu() - c0, t0.elapsed().as_secs_f64());
+    // Encode only: the same, committed to an in-memory store, so the file system's share shows.
+    let mem = tempest_blocks::store::Location::open("memory:///")?;
+    let encode = ingest_phase(&mem, &payloads, seconds, "encode rounds").await?;
     // Ingest: decode and commit one block per request to a local folder, on this one thread.
     let dir = tempfile::tempdir()?;
     let loc = tempest_blocks::store::Location::open(&dir.path().to_string_lossy())?;
-    let (mut ingest_spans, mut stored, mut blocks, c0, t0) =
-        (0u64, 0u64, 0u64, own_cpu(), Instant::now());
-    let pb = bar((seconds.ceil() as u64).max(1), "ingest rounds");
-    while t0.elapsed().as_secs_f64() < seconds {
-        for p in &payloads {
-            let spans = tempest_traces::otlp::decode_protobuf(p)?.spans;
-            ingest_spans += spans.len() as u64;
-            if let Some(meta) = tempest_blocks::writer::write_block(&loc, &tenant, spans).await? {
-                stored += meta.data_size + meta.bloom_size;
-                blocks += 1;
-            }
-        }
-        pb.set_position(t0.elapsed().as_secs());
-    }
-    pb.finish_and_clear();
-    let (ingest_cpu, ingest_wall) = (own_cpu() - c0, t0.elapsed().as_secs_f64());
+    let ingest = ingest_phase(&loc, &payloads, seconds, "ingest rounds").await?;
+    let (ingest_spans, stored, blocks, ingest_cpu, ingest_wall) = (
+        ingest.spans,
+        ingest.stored,
+        ingest.blocks,
+        ingest.cpu,
+        ingest.wall,
+    );
+    // Group commit, as `tempest serve` ingests: concurrent requests share blocks.
+    let group_dir = tempfile::tempdir()?;
+    let group = group_commit_phase(group_dir.path(), &payloads, seconds, IN_FLIGHT).await?;
     let per_core = |n: u64, cpu: f64| n as f64 / cpu.max(1e-9);
     println!(
         "## Ingest: OTLP protobuf to committed local blocks ({requests} requests x {traces} traces = {spans_per_round} spans per round, {:.1} MB of OTLP protobuf)\n",
@@ -613,8 +623,22 @@ async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<
         per_core(decode_spans, decode_cpu)
     );
     println!(
+        "| decode + encode block (in-memory store) | {} | {:.2} | {:.2} | {:.0} |",
+        encode.spans,
+        encode.wall,
+        encode.cpu,
+        per_core(encode.spans, encode.cpu)
+    );
+    println!(
         "| decode + commit block | {ingest_spans} | {ingest_wall:.2} | {ingest_cpu:.2} | {:.0} |",
         per_core(ingest_spans, ingest_cpu)
+    );
+    println!(
+        "| decode + group commit ({IN_FLIGHT} requests in flight, as `tempest serve`) | {} | {:.2} | {:.2} | {:.0} |",
+        group.spans,
+        group.wall,
+        group.cpu,
+        per_core(group.spans, group.cpu)
     );
     println!(
         "\ningest / decode-only: **{:.0}%** (goal >= 40%); ingest spans/s per core: **{:.0}** (goal >= 300,000)",
@@ -627,6 +651,14 @@ async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<
         stored as f64 / ingest_spans.max(1) as f64,
         payload_bytes as f64 / spans_per_round as f64
     );
+    println!(
+        "group commit: {} blocks of ~{} spans, **{:.1}** stored bytes per span, ingest / decode-only **{:.0}%**",
+        group.blocks,
+        group.spans / group.blocks.max(1),
+        group.stored as f64 / group.spans.max(1) as f64,
+        100.0 * per_core(group.spans, group.cpu) / per_core(decode_spans, decode_cpu),
+    );
+    print_column_sizes(dir.path())?;
     // One 10 MB request, ingested by a fresh process that holds nothing else.
     let big = dir.path().join("batch-10mb.pb");
     std::fs::write(&big, one_request_of(10 << 20))?;
@@ -640,6 +672,226 @@ async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<
         child.status.success(),
         "ingest-one failed: {}",
         String::from_utf8_lossy(&child.stderr)
+    );
+    Ok(())
+}
+
+/// What one ingest phase of the benchmark did.
+struct Phase {
+    spans: u64,
+    stored: u64,
+    blocks: u64,
+    cpu: f64,
+    wall: f64,
+}
+
+/// Decodes each payload and commits it as one block to `loc`, round after round, for at least
+/// `seconds`. Each round writes under its own tenant: block ids derive from tenant and content,
+/// so a repeated round would otherwise overwrite its earlier blocks, which ingest never does.
+async fn ingest_phase(
+    loc: &tempest_blocks::store::Location,
+    payloads: &[Vec<u8>],
+    seconds: f64,
+    label: &str,
+) -> anyhow::Result<Phase> {
+    let (mut spans, mut stored, mut blocks, c0, t0) = (0u64, 0u64, 0u64, own_cpu(), Instant::now());
+    let pb = bar((seconds.ceil() as u64).max(1), label);
+    let mut round = 0u64;
+    while t0.elapsed().as_secs_f64() < seconds {
+        round += 1;
+        let tenant = tempest_core::TenantId::parse(Some(&format!("round-{round}")))?;
+        let tenant = &tenant;
+        for p in payloads {
+            let batch = tempest_traces::otlp::decode_protobuf(p)?.spans;
+            spans += batch.len() as u64;
+            if let Some(meta) = tempest_blocks::writer::write_block(loc, tenant, batch).await? {
+                stored += meta.data_size + meta.bloom_size;
+                blocks += 1;
+            }
+        }
+        pb.set_position(t0.elapsed().as_secs());
+    }
+    pb.finish_and_clear();
+    Ok(Phase {
+        spans,
+        stored,
+        blocks,
+        cpu: own_cpu() - c0,
+        wall: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Requests in flight in the group-commit phase.
+const IN_FLIGHT: usize = 8;
+
+/// Decodes and commits payloads from `in_flight` concurrent tasks through `tempest serve`'s
+/// group-commit sink into a local folder, for at least `seconds`.
+async fn group_commit_phase(
+    dir: &std::path::Path,
+    payloads: &[Vec<u8>],
+    seconds: f64,
+    in_flight: usize,
+) -> anyhow::Result<Phase> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tempest_traces::receivers::SpanSink;
+    let loc = tempest_blocks::store::Location::open(&dir.to_string_lossy())?;
+    let sink = Arc::new(tempest_blocks::ingest::GroupCommitSink::start(
+        loc,
+        tempest_blocks::ingest::GROUP_COMMIT_MAX_SPANS,
+    ));
+    let payloads = Arc::new(payloads.to_vec());
+    let (next, spans) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (c0, t0) = (own_cpu(), Instant::now());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..in_flight {
+        let (sink, payloads, next, spans) =
+            (sink.clone(), payloads.clone(), next.clone(), spans.clone());
+        tasks.spawn(async move {
+            while t0.elapsed().as_secs_f64() < seconds {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                // A tenant per round over the corpus, so a repeated group of requests makes
+                // a new block instead of overwriting its twin.
+                let tenant =
+                    tempest_core::TenantId::parse(Some(&format!("round-{}", i / payloads.len())))?;
+                let batch =
+                    tempest_traces::otlp::decode_protobuf(&payloads[i % payloads.len()])?.spans;
+                let n = batch.len() as u64;
+                sink.commit(tenant, batch)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                spans.fetch_add(n, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let (cpu, wall) = (own_cpu() - c0, t0.elapsed().as_secs_f64());
+    let (stored, blocks, block_spans) = stored_blocks(dir)?;
+    anyhow::ensure!(
+        block_spans == spans.load(Ordering::Relaxed),
+        "blocks hold {block_spans} spans, {} were acknowledged",
+        spans.load(Ordering::Relaxed)
+    );
+    Ok(Phase {
+        spans: block_spans,
+        stored,
+        blocks,
+        cpu,
+        wall,
+    })
+}
+
+/// Stored bytes (data and bloom), blocks and spans of the committed blocks under `dir`.
+fn stored_blocks(dir: &std::path::Path) -> anyhow::Result<(u64, u64, u64)> {
+    let (mut stored, mut blocks, mut spans) = (0u64, 0u64, 0u64);
+    for tenant in std::fs::read_dir(dir)? {
+        for block in std::fs::read_dir(tenant?.path())? {
+            let meta = block?.path().join("meta.json");
+            if let Ok(text) = std::fs::read(&meta) {
+                let meta: tempest_blocks::BlockMeta = serde_json::from_slice(&text)?;
+                blocks += 1;
+                spans += meta.span_count;
+                stored += meta.data_size + meta.bloom_size;
+            }
+        }
+    }
+    Ok((stored, blocks, spans))
+}
+
+/// Prints the compressed bytes per span of each column, summed over every block under `dir`,
+/// largest first: where the stored bytes go.
+fn print_column_sizes(dir: &std::path::Path) -> anyhow::Result<()> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut sizes: std::collections::BTreeMap<String, i64> = Default::default();
+    let (mut spans, mut files, mut file_bytes) = (0i64, 0u64, 0u64);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "data.parquet") {
+                let reader = SerializedFileReader::new(std::fs::File::open(&path)?)?;
+                files += 1;
+                file_bytes += std::fs::metadata(&path)?.len();
+                for rg in reader.metadata().row_groups() {
+                    spans += rg.num_rows();
+                    for col in rg.columns() {
+                        *sizes.entry(col.column_path().string()).or_default() +=
+                            col.compressed_size();
+                    }
+                }
+            }
+        }
+    }
+    let mut sizes: Vec<_> = sizes.into_iter().collect();
+    sizes.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+    let cells: Vec<String> = sizes
+        .iter()
+        .map(|(col, bytes)| format!("{col} {:.2}", *bytes as f64 / spans.max(1) as f64))
+        .collect();
+    let columns: i64 = sizes.iter().map(|(_, b)| b).sum();
+    println!(
+        "data.parquet bytes per span over {files} distinct blocks: {:.1}, of which column chunks {:.1} ({}) and footer, schema and page headers the rest",
+        file_bytes as f64 / spans.max(1) as f64,
+        columns as f64 / spans.max(1) as f64,
+        cells.join(", ")
+    );
+    Ok(())
+}
+
+/// Runs the instrumented Python app against `tempest serve`, then reports the stored bytes per
+/// span of what it sent: as ingested, and rewritten as one block the way compaction will.
+async fn real_app(
+    bin: PathBuf,
+    checkouts: usize,
+    python: PathBuf,
+    script: PathBuf,
+) -> anyhow::Result<()> {
+    use prost::Message;
+    let data = tempfile::tempdir()?;
+    let served = Served::start(&bin, data.path(), &[]).await?;
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&served.otlp_http_traces)
+        .arg(checkouts.to_string())
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the instrumented app failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: u64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    let loc = tempest_blocks::store::Location::open(&data.path().join("traces").to_string_lossy())?;
+    let tenant = tempest_core::TenantId::parse(None)?;
+    let metas = tempest_blocks::reader::list_blocks(&loc, &tenant).await?;
+    let (mut spans, mut stored) = (Vec::new(), 0u64);
+    for m in &metas {
+        stored += m.data_size + m.bloom_size;
+        spans.extend(tempest_blocks::reader::read_spans(&loc, m).await?);
+    }
+    drop(served);
+    anyhow::ensure!(
+        spans.len() as u64 == sent,
+        "the app sent {sent} spans, the blocks hold {}",
+        spans.len()
+    );
+    let n = spans.len().max(1) as f64;
+    let otlp = tempest_traces::otlp::encode_request(&spans).encoded_len();
+    let mem = tempest_blocks::store::Location::open("memory:///")?;
+    let one = tempest_blocks::writer::write_block(&mem, &tenant, spans)
+        .await?
+        .context("no spans")?;
+    println!(
+        "real app (OpenTelemetry Python SDK 1.45, WSGI + requests instrumentation, {checkouts} checkouts): {sent} spans in {} blocks of ~{} spans as ingested: **{:.1}** stored bytes per span; rewritten as one block: **{:.1}**; OTLP protobuf of the same spans: {:.1} bytes/span",
+        metas.len(),
+        sent / metas.len().max(1) as u64,
+        stored as f64 / n,
+        (one.data_size + one.bloom_size) as f64 / n,
+        otlp as f64 / n,
     );
     Ok(())
 }
@@ -705,5 +957,10 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => ingest(requests, traces, seconds).await,
         Cmd::IngestOne { payload } => ingest_one(payload).await,
+        Cmd::RealApp {
+            checkouts,
+            python,
+            script,
+        } => real_app(bin, checkouts, python, script).await,
     }
 }

@@ -9,22 +9,30 @@ use serde_json::Value;
 use tempest_traces::{AnyValue, KeyValue};
 
 /// Appends `s` as a JSON string literal.
-fn push_json_str(out: &mut String, s: &str) {
+pub fn push_json_str(out: &mut String, s: &str) {
     use std::fmt::Write as _;
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Most strings need no escaping: copy runs of plain bytes at once.
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
         }
+        plain = i + 1;
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
@@ -77,9 +85,10 @@ fn push_value(out: &mut String, v: &AnyValue) {
     }
 }
 
-fn push_list(out: &mut String, kvs: &[KeyValue]) {
+/// Appends an attribute list as a JSON array, `[]` when empty.
+pub fn push_list<'a>(out: &mut String, kvs: impl IntoIterator<Item = &'a KeyValue>) {
     out.push('[');
-    for (i, kv) in kvs.iter().enumerate() {
+    for (i, kv) in kvs.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -134,7 +143,8 @@ fn decode_value(v: &Value) -> Result<AnyValue, String> {
     })
 }
 
-fn decode_list(v: &Value) -> Result<Vec<KeyValue>, String> {
+/// Decodes an attribute list already parsed as JSON (`[["key", value], …]`).
+pub fn decode_list(v: &Value) -> Result<Vec<KeyValue>, String> {
     let items = v.as_array().ok_or("attribute list is not an array")?;
     items
         .iter()

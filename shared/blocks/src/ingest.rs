@@ -33,6 +33,9 @@ impl SpanSink for BlockSink {
     }
 }
 
+/// Spans per group-committed block in a long-running host.
+pub const GROUP_COMMIT_MAX_SPANS: usize = 500_000;
+
 /// Group commit for a long-running host: requests that arrive while a block is being written
 /// are committed together in the next block (one block per tenant per round), and each request
 /// is answered only once the block holding its spans is committed. Under light load every

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The block format this crate writes.
-pub const FORMAT: &str = "tempest-parquet-v1";
+pub const FORMAT: &str = "tempest-parquet-v2";
 
 /// A block's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,20 +1,28 @@
-//! The Parquet schema of `data.parquet` — one row per span — and the conversions between spans
+//! The Parquet layout of `data.parquet` — one row per span — and the conversions between spans
 //! and Arrow record batches. Frequently queried fields have their own columns (service name,
 //! span name, status, kind, duration and the common http/db attributes); the remaining
-//! attributes, events and links are in compact JSON columns (see `attrs`).
+//! attributes and events are compact JSON columns (see `attrs`), and what is rarely set (trace
+//! state, links, dropped counts, scope attributes) shares one JSON object column, `other`.
+//!
+//! Every column chunk costs a fixed amount of CPU (an encoder, a compression context) and of
+//! footer bytes, whatever its size: ingest writes small blocks, so the layout keeps the column
+//! count low and compresses only the columns where zstd pays (BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    FixedSizeBinaryBuilder, Int8Builder, Int32Builder, Int64Builder, StringBuilder, UInt32Builder,
+    FixedSizeBinaryBuilder, Int8Builder, Int32Builder, Int64Builder, StringBuilder,
 };
 use arrow_array::{
     Array, ArrayRef, FixedSizeBinaryArray, Int8Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, UInt32Array,
+    StringArray,
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use serde_json::{Value, json};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use serde_json::Value;
 use tempest_traces::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind};
 
 use crate::attrs;
@@ -27,7 +35,7 @@ enum Kind {
 }
 
 /// Span attributes with their own column: (attribute key, column name, type). An attribute of
-/// another type than its column's stays in the generic column.
+/// another type than its column's, or a repeated key, stays in the generic column.
 const DEDICATED: &[(&str, &str, Kind)] = &[
     ("http.request.method", "http_request_method", Kind::Str),
     (
@@ -44,56 +52,158 @@ const DEDICATED: &[(&str, &str, Kind)] = &[
     ("db.statement", "db_statement", Kind::Str),
 ];
 
+/// The dedicated column an attribute key belongs to.
+fn dedicated_index(key: &str) -> Option<usize> {
+    DEDICATED.iter().position(|(k, _, _)| *k == key)
+}
+
 /// The attribute keys that have dedicated columns, for `meta.json`.
 pub fn dedicated_keys() -> Vec<String> {
     DEDICATED.iter().map(|(k, _, _)| (*k).to_owned()).collect()
 }
 
+/// How one column is stored.
+struct Column {
+    name: &'static str,
+    data_type: DataType,
+    nullable: bool,
+    /// Dictionary encoding: for columns with few distinct values per block.
+    dictionary: bool,
+    /// An explicit encoding (instead of plain) for columns without a dictionary.
+    encoding: Option<Encoding>,
+    /// zstd, for the columns where it pays for its per-chunk context.
+    zstd: bool,
+    /// Min/max statistics, for the columns queries prune on.
+    statistics: bool,
+}
+
+const fn col(name: &'static str, data_type: DataType) -> Column {
+    Column {
+        name,
+        data_type,
+        nullable: false,
+        dictionary: true,
+        encoding: None,
+        zstd: false,
+        statistics: true,
+    }
+}
+
+/// Every column, in file order.
+fn columns() -> Vec<Column> {
+    let plain = |c: Column| Column {
+        dictionary: false,
+        ..c
+    };
+    let mut out = vec![
+        // Sorted, each id repeated for the spans of its trace: zstd folds the repeats.
+        Column {
+            zstd: true,
+            ..plain(col("trace_id", DataType::FixedSizeBinary(16)))
+        },
+        // Random bytes: nothing compresses them.
+        Column {
+            statistics: false,
+            ..plain(col("span_id", DataType::FixedSizeBinary(8)))
+        },
+        // Siblings share their parent: a dictionary, then zstd over the random dictionary.
+        Column {
+            nullable: true,
+            zstd: true,
+            statistics: false,
+            ..col("parent_span_id", DataType::FixedSizeBinary(8))
+        },
+        // Often high-cardinality (`GET /items/57`) with shared prefixes: zstd pays.
+        Column {
+            zstd: true,
+            ..col("name", DataType::Utf8)
+        },
+        col("kind", DataType::Int8),
+        // Close together within a trace: deltas are small. Durations are not, but delta
+        // packing stores them in their significant bits without a compression context.
+        Column {
+            encoding: Some(Encoding::DELTA_BINARY_PACKED),
+            ..plain(col("start_unix_nano", DataType::Int64))
+        },
+        Column {
+            encoding: Some(Encoding::DELTA_BINARY_PACKED),
+            ..plain(col("duration_nano", DataType::Int64))
+        },
+        col("status_code", DataType::Int32),
+        col("status_message", DataType::Utf8),
+        Column {
+            nullable: true,
+            ..col("service_name", DataType::Utf8)
+        },
+    ];
+    for (_, name, kind) in DEDICATED {
+        let dt = match kind {
+            Kind::Str => DataType::Utf8,
+            Kind::Int => DataType::Int64,
+        };
+        out.push(Column {
+            nullable: true,
+            // URLs and statements are high-cardinality text with shared prefixes.
+            zstd: matches!(*name, "url_full" | "http_url" | "db_statement"),
+            ..col(name, dt)
+        });
+    }
+    let json = |name| Column {
+        zstd: true,
+        statistics: false,
+        ..plain(col(name, DataType::Utf8))
+    };
+    out.extend([
+        json("attributes"),
+        json("events"),
+        Column {
+            statistics: false,
+            ..col("resource_attributes", DataType::Utf8)
+        },
+        col("scope_name", DataType::Utf8),
+        col("scope_version", DataType::Utf8),
+        Column {
+            statistics: false,
+            ..col("other", DataType::Utf8)
+        },
+    ]);
+    out
+}
+
 /// The Arrow schema of a block's data file.
 pub fn schema() -> SchemaRef {
-    let mut fields = vec![
-        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
-        Field::new("span_id", DataType::FixedSizeBinary(8), false),
-        Field::new("parent_span_id", DataType::FixedSizeBinary(8), true),
-        Field::new("trace_state", DataType::Utf8, false),
-        Field::new("flags", DataType::UInt32, false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("kind", DataType::Int8, false),
-        Field::new("start_unix_nano", DataType::Int64, false),
-        Field::new("duration_nano", DataType::Int64, false),
-        Field::new("status_code", DataType::Int32, false),
-        Field::new("status_message", DataType::Utf8, false),
-        Field::new("service_name", DataType::Utf8, true),
-    ];
-    for (_, column, kind) in DEDICATED {
-        let dt = if *kind == Kind::Str {
-            DataType::Utf8
-        } else {
-            DataType::Int64
-        };
-        fields.push(Field::new(*column, dt, true));
-    }
-    for name in [
-        "attributes",
-        "events",
-        "links",
-        "resource_attributes",
-        "scope_name",
-        "scope_version",
-        "scope_attributes",
-    ] {
-        fields.push(Field::new(name, DataType::Utf8, false));
-    }
-    for name in [
-        "dropped_attributes_count",
-        "dropped_events_count",
-        "dropped_links_count",
-        "resource_dropped_attributes_count",
-        "scope_dropped_attributes_count",
-    ] {
-        fields.push(Field::new(name, DataType::UInt32, false));
-    }
+    let fields: Vec<Field> = columns()
+        .into_iter()
+        .map(|c| Field::new(c.name, c.data_type, c.nullable))
+        .collect();
     Arc::new(Schema::new(fields))
+}
+
+/// Writer settings: each column's encoding, compression and statistics, and `max_row_group`
+/// spans per row group.
+pub fn writer_properties(max_row_group: usize) -> WriterProperties {
+    // zstd level 1: most of level 3's size at a fraction of its CPU (BENCHMARKS.md).
+    let zstd = Compression::ZSTD(ZstdLevel::default());
+    let zstd = ZstdLevel::try_new(1).map_or(zstd, Compression::ZSTD);
+    let mut props = WriterProperties::builder()
+        .set_max_row_group_size(max_row_group)
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_statistics_truncate_length(Some(64));
+    for c in columns() {
+        let path = ColumnPath::from(c.name);
+        props = props.set_column_dictionary_enabled(path.clone(), c.dictionary);
+        if let Some(encoding) = c.encoding {
+            props = props.set_column_encoding(path.clone(), encoding);
+        }
+        if c.zstd {
+            props = props.set_column_compression(path.clone(), zstd);
+        }
+        if !c.statistics {
+            props = props.set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+    }
+    props.build()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -111,29 +221,138 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// A resource's columns, computed once per resource rather than once per span.
+struct ResourceColumns {
+    service: Option<String>,
+    attributes: String,
+}
+
+impl ResourceColumns {
+    fn of(r: &Resource) -> Self {
+        let service = r.service_name().map(str::to_owned);
+        // service.name has its own column; the rest of the resource stays generic.
+        let rest: Vec<&KeyValue> = r
+            .attributes
+            .iter()
+            .filter(|kv| !(kv.key == "service.name" && matches!(kv.value, AnyValue::Str(_))))
+            .collect();
+        let mut attributes = String::new();
+        if !rest.is_empty() {
+            attrs::push_list(&mut attributes, rest);
+        }
+        ResourceColumns {
+            service,
+            attributes,
+        }
+    }
+}
+
+/// Appends `"key":` (after a comma unless first) to a JSON object under construction.
+fn push_key(out: &mut String, key: &str) {
+    out.push(if out.is_empty() { '{' } else { ',' });
+    attrs::push_json_str(out, key);
+    out.push(':');
+}
+
+/// Appends the `other` object of a span: only the fields that differ from their defaults; the
+/// empty string when none does.
+fn push_other(out: &mut String, s: &Span) {
+    use std::fmt::Write as _;
+    if !s.trace_state.is_empty() {
+        push_key(out, "trace_state");
+        attrs::push_json_str(out, &s.trace_state);
+    }
+    for (key, n) in [
+        ("flags", s.flags),
+        ("dropped_attributes_count", s.dropped_attributes_count),
+        ("dropped_events_count", s.dropped_events_count),
+        ("dropped_links_count", s.dropped_links_count),
+        (
+            "resource_dropped_attributes_count",
+            s.resource.dropped_attributes_count,
+        ),
+        (
+            "scope_dropped_attributes_count",
+            s.scope.dropped_attributes_count,
+        ),
+    ] {
+        if n != 0 {
+            push_key(out, key);
+            let _ = write!(out, "{n}");
+        }
+    }
+    if !s.scope.attributes.is_empty() {
+        push_key(out, "scope_attributes");
+        attrs::push_list(out, &s.scope.attributes);
+    }
+    if !s.links.is_empty() {
+        push_key(out, "links");
+        out.push('[');
+        for (i, l) in s.links.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "[\"{}\",\"{}\",", hex(&l.trace_id), hex(&l.span_id));
+            attrs::push_json_str(out, &l.trace_state);
+            out.push(',');
+            attrs::push_list(out, &l.attributes);
+            let _ = write!(out, ",{},{}]", l.dropped_attributes_count, l.flags);
+        }
+        out.push(']');
+    }
+    if !out.is_empty() {
+        out.push('}');
+    }
+}
+
+/// Appends a span's events, `[[time_unix_nano, name, attributes, dropped], …]`; nothing when
+/// it has none.
+fn push_events(out: &mut String, events: &[Event]) {
+    use std::fmt::Write as _;
+    if events.is_empty() {
+        return;
+    }
+    out.push('[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "[{},", e.time_unix_nano);
+        attrs::push_json_str(out, &e.name);
+        out.push(',');
+        attrs::push_list(out, &e.attributes);
+        let _ = write!(out, ",{}]", e.dropped_attributes_count);
+    }
+    out.push(']');
+}
+
 /// Converts spans (already sorted) into one record batch.
-pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, ArrowError> {
+pub fn to_batch<'a>(
+    spans: impl ExactSizeIterator<Item = &'a Span>,
+) -> Result<RecordBatch, ArrowError> {
     let n = spans.len();
+    let strings = || StringBuilder::with_capacity(n, n * 8);
     let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
     let mut span_id = FixedSizeBinaryBuilder::with_capacity(n, 8);
     let mut parent = FixedSizeBinaryBuilder::with_capacity(n, 8);
-    let (mut trace_state, mut name, mut status_message, mut service) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
+    let (mut name, mut status_message, mut service) = (strings(), strings(), strings());
+    let mut kind = Int8Builder::with_capacity(n);
+    let (mut start, mut duration) = (
+        Int64Builder::with_capacity(n),
+        Int64Builder::with_capacity(n),
     );
-    let (mut flags, mut kind, mut start, mut duration, mut status) = (
-        UInt32Builder::new(),
-        Int8Builder::new(),
-        Int64Builder::new(),
-        Int64Builder::new(),
-        Int32Builder::new(),
-    );
-    let mut ded_str: Vec<StringBuilder> = DEDICATED.iter().map(|_| StringBuilder::new()).collect();
-    let mut ded_int: Vec<Int64Builder> = DEDICATED.iter().map(|_| Int64Builder::new()).collect();
-    let mut json_cols: Vec<StringBuilder> = (0..7).map(|_| StringBuilder::new()).collect();
-    let mut counts: Vec<UInt32Builder> = (0..5).map(|_| UInt32Builder::new()).collect();
+    let mut status = Int32Builder::with_capacity(n);
+    let mut ded_str: Vec<StringBuilder> = DEDICATED.iter().map(|_| strings()).collect();
+    let mut ded_int: Vec<Int64Builder> = DEDICATED
+        .iter()
+        .map(|_| Int64Builder::with_capacity(n))
+        .collect();
+    let mut attributes = StringBuilder::with_capacity(n, n * 64);
+    let (mut events, mut res_attrs, mut scope_name, mut scope_version, mut other) =
+        (strings(), strings(), strings(), strings(), strings());
+    let mut resources: HashMap<*const Resource, ResourceColumns> = HashMap::new();
+    // Scratch buffers reused for every span's JSON columns.
+    let (mut buf, mut rest) = (String::new(), Vec::<&KeyValue>::new());
     for s in spans {
         trace_id.append_value(s.trace_id)?;
         span_id.append_value(s.span_id)?;
@@ -141,115 +360,59 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, ArrowError> {
             Some(p) => parent.append_value(p)?,
             None => parent.append_null(),
         }
-        trace_state.append_value(&s.trace_state);
-        flags.append_value(s.flags);
         name.append_value(&s.name);
         kind.append_value(s.kind as i8);
         start.append_value(s.start_unix_nano as i64);
         duration.append_value(s.duration_nano() as i64);
         status.append_value(s.status_code);
         status_message.append_value(&s.status_message);
-        service.append_option(s.resource.service_name());
+        let res = resources
+            .entry(Arc::as_ptr(&s.resource))
+            .or_insert_with(|| ResourceColumns::of(&s.resource));
+        service.append_option(res.service.as_deref());
+        res_attrs.append_value(&res.attributes);
         // Dedicated attributes move to their columns (first occurrence of the right type).
-        let mut taken = vec![false; s.attributes.len()];
-        for (i, (key, _, k)) in DEDICATED.iter().enumerate() {
-            let found = s.attributes.iter().enumerate().find(|(j, kv)| {
-                !taken[*j]
-                    && kv.key == *key
-                    && matches!(
-                        (&kv.value, k),
-                        (AnyValue::Str(_), Kind::Str) | (AnyValue::Int(_), Kind::Int)
-                    )
-            });
-            let (mut sv, mut iv) = (None, None);
-            if let Some((j, kv)) = found {
-                taken[j] = true;
-                match &kv.value {
-                    AnyValue::Str(v) => sv = Some(v.as_str()),
-                    AnyValue::Int(v) => iv = Some(*v),
-                    _ => {}
+        let mut strs: [Option<&str>; DEDICATED.len()] = [None; DEDICATED.len()];
+        let mut ints: [Option<i64>; DEDICATED.len()] = [None; DEDICATED.len()];
+        rest.clear();
+        for kv in &s.attributes {
+            let taken = match (dedicated_index(&kv.key), &kv.value) {
+                (Some(i), AnyValue::Str(v)) if DEDICATED[i].2 == Kind::Str && strs[i].is_none() => {
+                    strs[i] = Some(v);
+                    true
                 }
+                (Some(i), AnyValue::Int(v)) if DEDICATED[i].2 == Kind::Int && ints[i].is_none() => {
+                    ints[i] = Some(*v);
+                    true
+                }
+                _ => false,
+            };
+            if !taken {
+                rest.push(kv);
             }
-            ded_str[i].append_option(sv);
-            ded_int[i].append_option(iv);
         }
-        let rest: Vec<KeyValue> = s
-            .attributes
-            .iter()
-            .zip(&taken)
-            .filter(|(_, t)| !**t)
-            .map(|(kv, _)| kv.clone())
-            .collect();
-        let events: Vec<Value> = s
-            .events
-            .iter()
-            .map(|e| {
-                json!([
-                    e.time_unix_nano,
-                    e.name,
-                    attrs::encode(&e.attributes),
-                    e.dropped_attributes_count
-                ])
-            })
-            .collect();
-        let links: Vec<Value> = s
-            .links
-            .iter()
-            .map(|l| {
-                json!([
-                    hex(&l.trace_id),
-                    hex(&l.span_id),
-                    l.trace_state,
-                    attrs::encode(&l.attributes),
-                    l.dropped_attributes_count,
-                    l.flags
-                ])
-            })
-            .collect();
-        // service.name has its own column; the rest of the resource stays generic.
-        let resource_rest: Vec<KeyValue> = s
-            .resource
-            .attributes
-            .iter()
-            .filter(|kv| !(kv.key == "service.name" && matches!(kv.value, AnyValue::Str(_))))
-            .cloned()
-            .collect();
-        let json_values = [
-            attrs::encode(&rest),
-            if events.is_empty() {
-                String::new()
-            } else {
-                Value::Array(events).to_string()
-            },
-            if links.is_empty() {
-                String::new()
-            } else {
-                Value::Array(links).to_string()
-            },
-            attrs::encode(&resource_rest),
-            s.scope.name.clone(),
-            s.scope.version.clone(),
-            attrs::encode(&s.scope.attributes),
-        ];
-        for (col, v) in json_cols.iter_mut().zip(json_values) {
-            col.append_value(v);
+        for i in 0..DEDICATED.len() {
+            ded_str[i].append_option(strs[i]);
+            ded_int[i].append_option(ints[i]);
         }
-        for (col, v) in counts.iter_mut().zip([
-            s.dropped_attributes_count,
-            s.dropped_events_count,
-            s.dropped_links_count,
-            s.resource.dropped_attributes_count,
-            s.scope.dropped_attributes_count,
-        ]) {
-            col.append_value(v);
+        buf.clear();
+        if !rest.is_empty() {
+            attrs::push_list(&mut buf, rest.iter().copied());
         }
+        attributes.append_value(&buf);
+        buf.clear();
+        push_events(&mut buf, &s.events);
+        events.append_value(&buf);
+        scope_name.append_value(&s.scope.name);
+        scope_version.append_value(&s.scope.version);
+        buf.clear();
+        push_other(&mut buf, s);
+        other.append_value(&buf);
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(trace_id.finish()),
         Arc::new(span_id.finish()),
         Arc::new(parent.finish()),
-        Arc::new(trace_state.finish()),
-        Arc::new(flags.finish()),
         Arc::new(name.finish()),
         Arc::new(kind.finish()),
         Arc::new(start.finish()),
@@ -259,18 +422,21 @@ pub fn to_batch(spans: &[Span]) -> Result<RecordBatch, ArrowError> {
         Arc::new(service.finish()),
     ];
     for (i, (_, _, k)) in DEDICATED.iter().enumerate() {
-        columns.push(if *k == Kind::Str {
-            Arc::new(ded_str[i].finish())
-        } else {
-            Arc::new(ded_int[i].finish())
+        columns.push(match k {
+            Kind::Str => Arc::new(ded_str[i].finish()),
+            Kind::Int => Arc::new(ded_int[i].finish()),
         });
     }
-    columns.extend(
-        json_cols
-            .iter_mut()
-            .map(|c| Arc::new(c.finish()) as ArrayRef),
-    );
-    columns.extend(counts.iter_mut().map(|c| Arc::new(c.finish()) as ArrayRef));
+    for c in [
+        &mut attributes,
+        &mut events,
+        &mut res_attrs,
+        &mut scope_name,
+        &mut scope_version,
+        &mut other,
+    ] {
+        columns.push(Arc::new(c.finish()));
+    }
     RecordBatch::try_new(schema(), columns)
 }
 
@@ -283,35 +449,111 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, S
         .ok_or_else(|| format!("column {name} has an unexpected type"))
 }
 
+/// The fields of a span's `other` object.
+#[derive(Default)]
+struct Other {
+    trace_state: String,
+    flags: u32,
+    dropped_attributes_count: u32,
+    dropped_events_count: u32,
+    dropped_links_count: u32,
+    resource_dropped_attributes_count: u32,
+    scope_dropped_attributes_count: u32,
+    scope_attributes: Vec<KeyValue>,
+    links: Vec<Link>,
+}
+
+impl Other {
+    fn parse(text: &str) -> Result<Other, String> {
+        let mut o = Other::default();
+        if text.is_empty() {
+            return Ok(o);
+        }
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("other: {e}"))?;
+        let map = v.as_object().ok_or("other is not an object")?;
+        let count = |key: &str| -> Result<u32, String> {
+            match map.get(key) {
+                None => Ok(0),
+                Some(n) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("other.{key} is not a count")),
+            }
+        };
+        o.flags = count("flags")?;
+        o.dropped_attributes_count = count("dropped_attributes_count")?;
+        o.dropped_events_count = count("dropped_events_count")?;
+        o.dropped_links_count = count("dropped_links_count")?;
+        o.resource_dropped_attributes_count = count("resource_dropped_attributes_count")?;
+        o.scope_dropped_attributes_count = count("scope_dropped_attributes_count")?;
+        if let Some(ts) = map.get("trace_state") {
+            o.trace_state = ts.as_str().ok_or("other.trace_state")?.to_owned();
+        }
+        if let Some(a) = map.get("scope_attributes") {
+            o.scope_attributes = attrs::decode_list(a)?;
+        }
+        for l in map
+            .get("links")
+            .map(|l| l.as_array().ok_or("other.links is not an array"))
+            .transpose()?
+            .into_iter()
+            .flatten()
+        {
+            o.links.push(Link {
+                trace_id: l[0].as_str().and_then(unhex::<16>).ok_or("link trace id")?,
+                span_id: l[1].as_str().and_then(unhex::<8>).ok_or("link span id")?,
+                trace_state: l[2].as_str().ok_or("link trace state")?.to_owned(),
+                attributes: attrs::decode_list(&l[3])?,
+                dropped_attributes_count: l[4]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or("link dropped count")?,
+                flags: l[5]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or("link flags")?,
+            });
+        }
+        Ok(o)
+    }
+}
+
+fn parse_events(text: &str) -> Result<Vec<Event>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("events: {e}"))?;
+    v.as_array()
+        .ok_or("events is not an array")?
+        .iter()
+        .map(|e| {
+            Ok(Event {
+                time_unix_nano: e[0].as_u64().ok_or("event time")?,
+                name: e[1].as_str().ok_or("event name")?.to_owned(),
+                attributes: attrs::decode_list(&e[2])?,
+                dropped_attributes_count: e[3]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or("event dropped count")?,
+            })
+        })
+        .collect()
+}
+
 /// Converts a record batch of a block back into spans, sharing equal resources and scopes.
 pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
     let trace_id = column::<FixedSizeBinaryArray>(batch, "trace_id")?;
     let span_id = column::<FixedSizeBinaryArray>(batch, "span_id")?;
     let parent = column::<FixedSizeBinaryArray>(batch, "parent_span_id")?;
     let s = |name| column::<StringArray>(batch, name);
-    let u = |name| column::<UInt32Array>(batch, name);
-    let (trace_state, name, status_message, service) = (
-        s("trace_state")?,
-        s("name")?,
-        s("status_message")?,
-        s("service_name")?,
-    );
-    let (attributes, events, links, res_attrs, scope_name, scope_version, scope_attrs) = (
+    let (name, status_message, service) = (s("name")?, s("status_message")?, s("service_name")?);
+    let (attributes, events, res_attrs, scope_name, scope_version, other) = (
         s("attributes")?,
         s("events")?,
-        s("links")?,
         s("resource_attributes")?,
         s("scope_name")?,
         s("scope_version")?,
-        s("scope_attributes")?,
-    );
-    let (flags, d_attrs, d_events, d_links, d_res, d_scope) = (
-        u("flags")?,
-        u("dropped_attributes_count")?,
-        u("dropped_events_count")?,
-        u("dropped_links_count")?,
-        u("resource_dropped_attributes_count")?,
-        u("scope_dropped_attributes_count")?,
+        s("other")?,
     );
     let kind = column::<Int8Array>(batch, "kind")?;
     let start = column::<Int64Array>(batch, "start_unix_nano")?;
@@ -321,8 +563,13 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
     let mut scopes: HashMap<(String, String, String, u32), Arc<Scope>> = HashMap::new();
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
+        let extra = Other::parse(other.value(row))?;
         let svc = (!service.is_null(row)).then(|| service.value(row).to_owned());
-        let res_key = (svc, res_attrs.value(row).to_owned(), d_res.value(row));
+        let res_key = (
+            svc,
+            res_attrs.value(row).to_owned(),
+            extra.resource_dropped_attributes_count,
+        );
         let resource = match resources.get(&res_key) {
             Some(r) => r.clone(),
             None => {
@@ -342,8 +589,8 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
         let scope_key = (
             scope_name.value(row).to_owned(),
             scope_version.value(row).to_owned(),
-            scope_attrs.value(row).to_owned(),
-            d_scope.value(row),
+            attrs::encode(&extra.scope_attributes),
+            extra.scope_dropped_attributes_count,
         );
         let scope = match scopes.get(&scope_key) {
             Some(sc) => sc.clone(),
@@ -351,7 +598,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
                 let sc = Arc::new(Scope {
                     name: scope_key.0.clone(),
                     version: scope_key.1.clone(),
-                    attributes: attrs::decode(&scope_key.2)?,
+                    attributes: extra.scope_attributes.clone(),
                     dropped_attributes_count: scope_key.3,
                 });
                 scopes.insert(scope_key, sc.clone());
@@ -360,43 +607,20 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
         };
         let mut span_attrs = attrs::decode(attributes.value(row))?;
         for (key, col, k) in DEDICATED {
-            let value = if *k == Kind::Str {
-                let c = column::<StringArray>(batch, col)?;
-                (!c.is_null(row)).then(|| AnyValue::Str(c.value(row).to_owned()))
-            } else {
-                let c = column::<Int64Array>(batch, col)?;
-                (!c.is_null(row)).then(|| AnyValue::Int(c.value(row)))
+            let value = match k {
+                Kind::Str => {
+                    let c = column::<StringArray>(batch, col)?;
+                    (!c.is_null(row)).then(|| AnyValue::Str(c.value(row).to_owned()))
+                }
+                Kind::Int => {
+                    let c = column::<Int64Array>(batch, col)?;
+                    (!c.is_null(row)).then(|| AnyValue::Int(c.value(row)))
+                }
             };
             if let Some(value) = value {
                 span_attrs.push(KeyValue {
                     key: (*key).to_owned(),
                     value,
-                });
-            }
-        }
-        let mut span_events = Vec::new();
-        if !events.value(row).is_empty() {
-            let v: Value = serde_json::from_str(events.value(row)).map_err(|e| e.to_string())?;
-            for e in v.as_array().ok_or("events is not an array")? {
-                span_events.push(Event {
-                    time_unix_nano: e[0].as_u64().ok_or("event time")?,
-                    name: e[1].as_str().ok_or("event name")?.to_owned(),
-                    attributes: attrs::decode(e[2].as_str().ok_or("event attributes")?)?,
-                    dropped_attributes_count: e[3].as_u64().ok_or("event dropped count")? as u32,
-                });
-            }
-        }
-        let mut span_links = Vec::new();
-        if !links.value(row).is_empty() {
-            let v: Value = serde_json::from_str(links.value(row)).map_err(|e| e.to_string())?;
-            for l in v.as_array().ok_or("links is not an array")? {
-                span_links.push(Link {
-                    trace_id: l[0].as_str().and_then(unhex::<16>).ok_or("link trace id")?,
-                    span_id: l[1].as_str().and_then(unhex::<8>).ok_or("link span id")?,
-                    trace_state: l[2].as_str().ok_or("link trace state")?.to_owned(),
-                    attributes: attrs::decode(l[3].as_str().ok_or("link attributes")?)?,
-                    dropped_attributes_count: l[4].as_u64().ok_or("link dropped count")? as u32,
-                    flags: l[5].as_u64().ok_or("link flags")? as u32,
                 });
             }
         }
@@ -417,18 +641,18 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
                         .map_err(|_| "parent id width")?,
                 )
             },
-            trace_state: trace_state.value(row).to_owned(),
-            flags: flags.value(row),
+            trace_state: extra.trace_state,
+            flags: extra.flags,
             name: name.value(row).to_owned(),
             kind: SpanKind::from_i32(i32::from(kind.value(row))),
             start_unix_nano: start_ns,
             end_unix_nano: start_ns + duration.value(row) as u64,
             attributes: span_attrs,
-            dropped_attributes_count: d_attrs.value(row),
-            events: span_events,
-            dropped_events_count: d_events.value(row),
-            links: span_links,
-            dropped_links_count: d_links.value(row),
+            dropped_attributes_count: extra.dropped_attributes_count,
+            events: parse_events(events.value(row))?,
+            dropped_events_count: extra.dropped_events_count,
+            links: extra.links,
+            dropped_links_count: extra.dropped_links_count,
             status_code: status.value(row),
             status_message: status_message.value(row).to_owned(),
             resource,

@@ -3,8 +3,7 @@
 use bytes::Bytes;
 use object_store::PutPayload;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use tempest_core::TenantId;
 use tempest_traces::Span;
 
@@ -20,7 +19,7 @@ pub const ROW_GROUP_SPANS: usize = 64 * 1024;
 
 /// A block id derived from the tenant and the spans, so writing the same batch twice (a
 /// retried request) produces the same block rather than a second copy.
-fn block_id(tenant: &TenantId, spans: &[Span]) -> uuid::Uuid {
+fn block_id<'a>(tenant: &TenantId, spans: impl Iterator<Item = &'a Span>) -> uuid::Uuid {
     // Two independent FNV-1a 64-bit lanes make a 128-bit content hash.
     let (mut a, mut b): (u64, u64) = (0xcbf2_9ce4_8422_2325, 0x8422_2325_cbf2_9ce4);
     let mut feed = |bytes: &[u8]| {
@@ -45,24 +44,33 @@ fn block_id(tenant: &TenantId, spans: &[Span]) -> uuid::Uuid {
 /// stays near one chunk of spans in Arrow form however large the block.
 const ENCODE_CHUNK: usize = 8 * 1024;
 
-/// Encodes sorted spans as a Parquet file, consuming them chunk by chunk so each chunk's
+/// The order spans are stored in: by trace id, then start time, then span id. Sorting small
+/// keys rather than the spans themselves keeps each span where it is until it is encoded.
+fn sort_order(spans: &[Span]) -> Vec<usize> {
+    let mut keys: Vec<([u8; 16], u64, [u8; 8], usize)> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.trace_id, s.start_unix_nano, s.span_id, i))
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter().map(|k| k.3).collect()
+}
+
+/// Encodes spans in `order` as a Parquet file, consuming them chunk by chunk so each chunk's
 /// strings are freed once encoded; returns the bytes and the number of row groups.
-pub fn encode_parquet(spans: Vec<Span>) -> Result<(Vec<u8>, u64), BlockError> {
-    let props = WriterProperties::builder()
-        // zstd level 1: most of level 3's size at a fraction of its CPU (BENCHMARKS.md).
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_max_row_group_size(ROW_GROUP_SPANS)
-        .build();
+fn encode_parquet(spans: Vec<Span>, order: &[usize]) -> Result<(Vec<u8>, u64), BlockError> {
+    let props = schema::writer_properties(ROW_GROUP_SPANS);
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema::schema(), Some(props))?;
-    let mut rest = spans.into_iter();
-    loop {
-        let chunk: Vec<Span> = rest.by_ref().take(ENCODE_CHUNK).collect();
-        if chunk.is_empty() {
-            break;
-        }
+    let options = ArrowWriterOptions::new()
+        .with_properties(props)
+        // The Arrow schema is the Parquet schema here; embedding it only grows every footer.
+        .with_skip_arrow_metadata(true);
+    let mut writer = ArrowWriter::try_new_with_options(&mut buf, schema::schema(), options)?;
+    let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
+    for part in order.chunks(ENCODE_CHUNK) {
+        let chunk: Vec<Span> = part.iter().filter_map(|&i| slots[i].take()).collect();
         // The writer cuts a row group every ROW_GROUP_SPANS rows.
-        writer.write(&schema::to_batch(&chunk)?)?;
+        writer.write(&schema::to_batch(chunk.iter())?)?;
     }
     writer.flush()?;
     let groups = writer.flushed_row_groups().len() as u64;
@@ -70,33 +78,42 @@ pub fn encode_parquet(spans: Vec<Span>) -> Result<(Vec<u8>, u64), BlockError> {
     Ok((buf, groups))
 }
 
+/// Runs CPU work of milliseconds (encoding a block) so it does not stall the other tasks of a
+/// multi-threaded runtime: they move to other workers meanwhile. Unlike `spawn_blocking` the
+/// work stays on this thread, which keeps the spans' memory freed where it was allocated.
+fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// Writes `spans` for `tenant` as one block and commits it; `None` for an empty batch.
 pub async fn write_block(
     loc: &Location,
     tenant: &TenantId,
-    mut spans: Vec<Span>,
+    spans: Vec<Span>,
 ) -> Result<Option<BlockMeta>, BlockError> {
     if spans.is_empty() {
         return Ok(None);
     }
-    spans.sort_by(|x, y| {
-        (x.trace_id, x.start_unix_nano, x.span_id).cmp(&(y.trace_id, y.start_unix_nano, y.span_id))
-    });
-    let id = block_id(tenant, &spans).to_string();
+    let order = sort_order(&spans);
+    let id = block_id(tenant, order.iter().map(|&i| &spans[i])).to_string();
     let mut bloom = Bloom::with_capacity(spans.len());
     let mut traces = 0u64;
     let mut last: Option<[u8; 16]> = None;
-    for s in &spans {
-        if last != Some(s.trace_id) {
+    for &i in &order {
+        let trace_id = spans[i].trace_id;
+        if last != Some(trace_id) {
             traces += 1;
-            bloom.insert(&s.trace_id);
-            last = Some(s.trace_id);
+            bloom.insert(&trace_id);
+            last = Some(trace_id);
         }
     }
     let start_time_unix_nano = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
     let end_time_unix_nano = spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0);
     let span_count = spans.len() as u64;
-    let (data, row_groups) = encode_parquet(spans)?;
+    let (data, row_groups) = cpu_bound(|| encode_parquet(spans, &order))?;
     let bloom = bloom.to_bytes();
     let meta = BlockMeta {
         format: FORMAT.into(),

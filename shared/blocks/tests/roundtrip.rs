@@ -84,7 +84,7 @@ async fn round_trip(loc: Location) {
         name: "lib".into(),
         version: "1.0".into(),
         attributes: vec![KeyValue::str("s", "t")],
-        dropped_attributes_count: 0,
+        dropped_attributes_count: 2,
     });
     let spans = vec![
         span(2, 3, Some(1), &resource, &scope),
