@@ -52,6 +52,8 @@ impl Served {
             .arg(free_port()?.to_string())
             .arg("--jaeger-port")
             .arg(free_port()?.to_string())
+            .arg("--query-port")
+            .arg(free_port()?.to_string())
             .args(args)
             .env("TEMPEST_LOG", "warn")
             .stdin(Stdio::null())

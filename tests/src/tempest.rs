@@ -35,6 +35,8 @@ pub struct Tempest {
     pub zipkin_port: u16,
     /// Jaeger Thrift HTTP receiver port.
     pub jaeger_port: u16,
+    /// Tempo query API port.
+    pub query_port: u16,
     /// The data folder (kept across restarts of the same test).
     pub data_dir: PathBuf,
     args: Vec<String>,
@@ -54,6 +56,7 @@ impl Tempest {
             grpc_port: crate::free_port(),
             zipkin_port: crate::free_port(),
             jaeger_port: crate::free_port(),
+            query_port: crate::free_port(),
             data_dir: data_dir.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: envs
@@ -97,6 +100,8 @@ impl Tempest {
             .arg(self.zipkin_port.to_string())
             .arg("--jaeger-port")
             .arg(self.jaeger_port.to_string())
+            .arg("--query-port")
+            .arg(self.query_port.to_string())
             .args(&self.args)
             .env("TEMPEST_LOG", "info,tempest_building_blocks=debug")
             .env_remove("DAPR_API_TOKEN")
@@ -121,6 +126,7 @@ impl Tempest {
                     self.grpc_port = crate::free_port();
                     self.zipkin_port = crate::free_port();
                     self.jaeger_port = crate::free_port();
+                    self.query_port = crate::free_port();
                     self.url = format!("http://127.0.0.1:{}", self.port);
                     return Box::pin(self.spawn_attempt(attempt + 1)).await;
                 }

@@ -1,39 +1,11 @@
 //! The ingest round trip against S3 (moto's `moto_server`) and Azure Blob (Azurite), each started
 //! here on a free loopback port: spans in over OTLP, committed blocks read back with `tempest blocks`.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use serde_json::json;
+use tempest_tests::emulators::{Server, clients, moto_s3, wait_for_port};
 use tempest_tests::{Tempest, free_port};
-
-/// A server process killed when the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_for_port(port: u16, what: &str) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not start on port {port}");
-}
-
-fn clients() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/clients"))
-}
 
 fn blocks_cli(storage: &str, envs: &[(&str, String)], args: &[&str]) -> String {
     let out = Command::new(tempest_tests::tempest::binary())
@@ -91,34 +63,7 @@ async fn round_trip(storage: &str, envs: Vec<(&str, String)>) {
 
 #[tokio::test]
 async fn s3_via_moto() {
-    let moto = clients().join("python/.venv/bin/moto_server");
-    assert!(
-        moto.exists(),
-        "moto_server is missing: scripts/test installs it"
-    );
-    let port = free_port();
-    let _server = Server(
-        Command::new(moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server"),
-    );
-    wait_for_port(port, "moto_server").await;
-    let resp = reqwest::Client::new()
-        .put(format!("http://127.0.0.1:{port}/tempest-blocks"))
-        .send()
-        .await
-        .expect("create bucket");
-    assert!(
-        resp.status().is_success(),
-        "create bucket: {}",
-        resp.status()
-    );
-    let storage = format!(
-        "s3://tempest-blocks/traces?endpoint=http://127.0.0.1:{port}&allow_http=true&region=us-east-1&access_key_id=test&secret_access_key=test"
-    );
+    let (_moto, storage) = moto_s3().await;
     round_trip(&storage, vec![]).await;
 }
 

@@ -69,6 +69,11 @@ pub const CATALOG: &[Function] = &[
         trigger: Trigger::Http,
         summary: "OTLP/HTTP and Zipkin spans to committed blocks",
     },
+    Function {
+        name: "query",
+        trigger: Trigger::Http,
+        summary: "Tempo query API: trace by ID, TraceQL search, tags",
+    },
 ];
 
 /// The `ingest` function's receivers, all committing to the same block location.
@@ -109,6 +114,13 @@ pub fn ingest_receivers(
         zipkin: receivers::zipkin_router(sink.clone(), max_body),
         jaeger: receivers::jaeger_router(sink, max_body),
     })
+}
+
+/// The `query` function: Tempo's HTTP query API over the blocks at `storage`, search jobs run
+/// as tasks of this process.
+pub fn query_http(storage: &str) -> anyhow::Result<Router> {
+    let loc = tempest_blocks::store::Location::open(storage)?;
+    Ok(tempest_query::router(tempest_query::QueryApi::new(loc)))
 }
 
 /// The HTTP functions that make up the Dapr API (invoke, state, publish, secrets, metadata).

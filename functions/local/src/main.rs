@@ -95,6 +95,9 @@ struct ServeArgs {
     /// Zipkin receiver port (0 disables it).
     #[arg(long = "zipkin-port")]
     zipkin_port: Option<u16>,
+    /// Tempo query API port, for Grafana (0 disables it).
+    #[arg(long = "query-port")]
+    query_port: Option<u16>,
     /// Where trace blocks are stored (folder, file:///…, memory://).
     #[arg(long = "traces-storage")]
     traces_storage: Option<String>,
@@ -138,6 +141,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(p) = args.zipkin_port {
         config.traces.zipkin_port = p;
+    }
+    if let Some(p) = args.query_port {
+        config.traces.query_port = p;
     }
     if let Some(s) = &args.traces_storage {
         config.traces.storage = Some(s.clone());
@@ -198,6 +204,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             receivers.jaeger,
             "Jaeger Thrift HTTP",
         ),
+        (
+            config.traces.query_port,
+            tempest_catalog::query_http(&storage)?,
+            "Tempo query API",
+        ),
     ] {
         if port == 0 {
             continue;
@@ -206,10 +217,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr} ({what})"))?;
-        tracing::info!(%addr, storage = %storage, "{what} receiver listening");
+        tracing::info!(%addr, storage = %storage, "{what} listening");
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!("{what} receiver failed: {e}");
+                tracing::error!("{what} failed: {e}");
             }
         });
     }

@@ -13,32 +13,51 @@ use crate::meta::BlockMeta;
 use crate::schema;
 use crate::store::Location;
 
-fn corrupt(block: &str, message: impl std::fmt::Display) -> BlockError {
+pub(crate) fn corrupt(block: &str, message: impl std::fmt::Display) -> BlockError {
     BlockError::Corrupt {
         block: block.to_owned(),
         message: message.to_string(),
     }
 }
 
-/// Every committed block of `tenant` (folders without `meta.json` are not blocks yet).
-pub async fn list_blocks(loc: &Location, tenant: &TenantId) -> Result<Vec<BlockMeta>, BlockError> {
+/// The block folders of `tenant`, committed or not (one listing request).
+pub async fn list_block_ids(loc: &Location, tenant: &TenantId) -> Result<Vec<String>, BlockError> {
     let listing = loc
         .store
         .list_with_delimiter(Some(&loc.path(&[tenant.as_str()])))
         .await?;
-    let mut metas = Vec::new();
-    for dir in listing.common_prefixes {
-        let meta_path = dir.child("meta.json");
-        match loc.store.get(&meta_path).await {
-            Ok(got) => {
-                let bytes = got.bytes().await?;
-                let meta: BlockMeta =
-                    serde_json::from_slice(&bytes).map_err(|e| corrupt(meta_path.as_ref(), e))?;
-                metas.push(meta);
-            }
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+    Ok(listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_owned))
+        .collect())
+}
+
+/// A block's `meta.json`; `None` while the block is not committed.
+pub async fn read_meta(
+    loc: &Location,
+    tenant: &TenantId,
+    block_id: &str,
+) -> Result<Option<BlockMeta>, BlockError> {
+    let meta_path = loc.path(&[tenant.as_str(), block_id, "meta.json"]);
+    match loc.store.get(&meta_path).await {
+        Ok(got) => {
+            let bytes = got.bytes().await?;
+            let meta: BlockMeta =
+                serde_json::from_slice(&bytes).map_err(|e| corrupt(meta_path.as_ref(), e))?;
+            Ok(Some(meta))
         }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every committed block of `tenant` (folders without `meta.json` are not blocks yet), oldest
+/// first.
+pub async fn list_blocks(loc: &Location, tenant: &TenantId) -> Result<Vec<BlockMeta>, BlockError> {
+    let mut metas = Vec::new();
+    for id in list_block_ids(loc, tenant).await? {
+        metas.extend(read_meta(loc, tenant, &id).await?);
     }
     metas.sort_by(|a, b| {
         (a.start_time_unix_nano, &a.block_id).cmp(&(b.start_time_unix_nano, &b.block_id))
@@ -58,17 +77,83 @@ pub async fn read_spans(loc: &Location, meta: &BlockMeta) -> Result<Vec<Span>, B
     Ok(spans)
 }
 
+/// Footer bytes fetched with the first read of a block: our footers are a few KiB, so one
+/// request gets the whole Parquet metadata.
+const FOOTER_HINT: usize = 64 << 10;
+
+/// The spans of one trace in a block, reading only what is needed: the footer (one ranged
+/// read), then the row groups whose trace-id statistics admit the trace (one ranged read each,
+/// coalesced).
+pub async fn read_trace(
+    loc: &Location,
+    meta: &BlockMeta,
+    trace_id: &[u8; 16],
+) -> Result<Vec<Span>, BlockError> {
+    use futures::TryStreamExt;
+    use parquet::arrow::ParquetRecordBatchStreamBuilder;
+    use parquet::arrow::async_reader::ParquetObjectReader;
+    use parquet::file::statistics::Statistics;
+    let path = loc.path(&[&meta.tenant, &meta.block_id, "data.parquet"]);
+    let file = ParquetObjectReader::new(loc.store.clone(), path)
+        .with_file_size(meta.data_size)
+        .with_footer_size_hint(FOOTER_HINT);
+    let builder = ParquetRecordBatchStreamBuilder::new(file).await?;
+    let column = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.name() == "trace_id")
+        .ok_or_else(|| corrupt(&meta.block_id, "no trace_id column"))?;
+    let groups: Vec<usize> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .enumerate()
+        .filter(|(_, rg)| match rg.column(column).statistics() {
+            Some(Statistics::FixedLenByteArray(st)) => match (st.min_opt(), st.max_opt()) {
+                (Some(min), Some(max)) => {
+                    min.data() <= trace_id.as_slice() && trace_id.as_slice() <= max.data()
+                }
+                _ => true,
+            },
+            _ => true,
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batches: Vec<_> = builder
+        .with_row_groups(groups)
+        .build()?
+        .try_collect()
+        .await?;
+    let mut spans = Vec::new();
+    for batch in &batches {
+        spans.extend(
+            schema::from_batch(batch)
+                .map_err(|e| corrupt(&meta.block_id, e))?
+                .into_iter()
+                .filter(|s| &s.trace_id == trace_id),
+        );
+    }
+    Ok(spans)
+}
+
+/// A block's bloom filter.
+pub async fn read_bloom(loc: &Location, meta: &BlockMeta) -> Result<Bloom, BlockError> {
+    let path = loc.path(&[&meta.tenant, &meta.block_id, "bloom"]);
+    let bytes = loc.store.get(&path).await?.bytes().await?;
+    Bloom::from_bytes(&bytes).map_err(|e| corrupt(&meta.block_id, e))
+}
+
 /// Whether the block's bloom filter admits `trace_id`.
 pub async fn may_contain(
     loc: &Location,
     meta: &BlockMeta,
     trace_id: &[u8; 16],
 ) -> Result<bool, BlockError> {
-    let path = loc.path(&[&meta.tenant, &meta.block_id, "bloom"]);
-    let bytes = loc.store.get(&path).await?.bytes().await?;
-    Ok(Bloom::from_bytes(&bytes)
-        .map_err(|e| corrupt(&meta.block_id, e))?
-        .may_contain(trace_id))
+    Ok(read_bloom(loc, meta).await?.may_contain(trace_id))
 }
 
 /// All spans of one trace across the tenant's blocks, each span once (blocks may overlap while

@@ -69,6 +69,8 @@ pub struct TracesConfig {
     pub zipkin_port: u16,
     /// Jaeger Thrift HTTP port (14268); 0 disables it.
     pub jaeger_port: u16,
+    /// Tempo query API port (Tempo's default 3200), for Grafana; 0 disables it.
+    pub query_port: u16,
     /// Largest accepted ingest body in bytes, after decompression.
     pub max_body_size: usize,
     /// Export Tempest's own spans (service `tempest`) into its OTLP/HTTP receiver.
@@ -84,6 +86,7 @@ impl Default for TracesConfig {
             otlp_http_port: 4318,
             zipkin_port: 9411,
             jaeger_port: 14268,
+            query_port: 3200,
             max_body_size: 20 << 20,
             self_telemetry: true,
         }
@@ -213,6 +216,7 @@ impl Config {
                 "TEMPEST_OTLP_GRPC_PORT" => self.traces.otlp_grpc_port = parse_num(name, value)?,
                 "TEMPEST_ZIPKIN_PORT" => self.traces.zipkin_port = parse_num(name, value)?,
                 "TEMPEST_JAEGER_PORT" => self.traces.jaeger_port = parse_num(name, value)?,
+                "TEMPEST_QUERY_PORT" => self.traces.query_port = parse_num(name, value)?,
                 "TEMPEST_SELF_TELEMETRY" => {
                     self.traces.self_telemetry =
                         !matches!(value.trim(), "0" | "false" | "off" | "no")

@@ -175,7 +175,8 @@ pub fn response_json(rejected: u64, message: Option<&str>) -> serde_json::Value 
     serde_json::json!({"partialSuccess": {"rejectedSpans": rejected.to_string(), "errorMessage": message.unwrap_or_default()}})
 }
 
-fn to_any(v: &AnyValue) -> common::AnyValue {
+/// An attribute value as OTLP protobuf.
+pub fn to_any(v: &AnyValue) -> common::AnyValue {
     use common::any_value::Value;
     let value = match v {
         AnyValue::Str(s) => Value::StringValue(s.clone()),
@@ -193,7 +194,8 @@ fn to_any(v: &AnyValue) -> common::AnyValue {
     common::AnyValue { value: Some(value) }
 }
 
-fn to_kvs(kvs: &[KeyValue]) -> Vec<common::KeyValue> {
+/// Attributes as OTLP protobuf.
+pub fn to_kvs(kvs: &[KeyValue]) -> Vec<common::KeyValue> {
     kvs.iter()
         .map(|kv| common::KeyValue {
             key: kv.key.clone(),
@@ -203,18 +205,20 @@ fn to_kvs(kvs: &[KeyValue]) -> Vec<common::KeyValue> {
 }
 
 /// Encodes spans as an OTLP request, one `ResourceSpans` per distinct resource and one
-/// `ScopeSpans` per distinct scope within it (the inverse of the decoders, for clients and tests).
+/// `ScopeSpans` per distinct scope within it (the inverse of the decoders; also the body of
+/// Tempo's trace-by-ID responses, whose `Trace` is OTLP's `TracesData`). Equal resources and
+/// scopes group together even when they are separate copies (spans read from several blocks).
 pub fn encode_request(spans: &[Span]) -> ExportTraceServiceRequest {
     use opentelemetry_proto::tonic::resource::v1::Resource as PResource;
     use opentelemetry_proto::tonic::trace::v1 as t;
     let mut out: Vec<t::ResourceSpans> = Vec::new();
-    let mut keys: Vec<(*const Resource, Vec<*const Scope>)> = Vec::new();
+    let mut keys: Vec<(&Arc<Resource>, Vec<&Arc<Scope>>)> = Vec::new();
     for s in spans {
-        let r = Arc::as_ptr(&s.resource);
-        let ri = match keys.iter().position(|(k, _)| *k == r) {
+        let same_resource = |k: &&Arc<Resource>| Arc::ptr_eq(k, &s.resource) || ***k == *s.resource;
+        let ri = match keys.iter().position(|(k, _)| same_resource(k)) {
             Some(i) => i,
             None => {
-                keys.push((r, Vec::new()));
+                keys.push((&s.resource, Vec::new()));
                 out.push(t::ResourceSpans {
                     resource: Some(PResource {
                         attributes: to_kvs(&s.resource.attributes),
@@ -227,11 +231,14 @@ pub fn encode_request(spans: &[Span]) -> ExportTraceServiceRequest {
                 keys.len() - 1
             }
         };
-        let sc = Arc::as_ptr(&s.scope);
-        let si = match keys[ri].1.iter().position(|k| *k == sc) {
+        let si = match keys[ri]
+            .1
+            .iter()
+            .position(|k| Arc::ptr_eq(k, &s.scope) || ***k == *s.scope)
+        {
             Some(i) => i,
             None => {
-                keys[ri].1.push(sc);
+                keys[ri].1.push(&s.scope);
                 out[ri].scope_spans.push(t::ScopeSpans {
                     scope: Some(common::InstrumentationScope {
                         name: s.scope.name.clone(),

@@ -1,0 +1,208 @@
+//! Trace lookup cost does not grow with the number of blocks: with the tenant index warm, one
+//! lookup among 150 blocks is one listing plus two ranged reads per block whose bloom admits
+//! the trace. The object store here counts every request.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use tempest_blocks::index::BlockIndex;
+use tempest_blocks::store::Location;
+use tempest_blocks::{reader, writer};
+use tempest_core::TenantId;
+use tempest_traces::{KeyValue, Resource, Scope, Span, SpanKind};
+
+/// An object store that counts requests by kind.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: InMemory,
+    gets: AtomicU64,
+    ranged_gets: AtomicU64,
+    lists: AtomicU64,
+}
+
+impl fmt::Display for Counting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Counting")
+    }
+}
+
+impl Counting {
+    fn reset(&self) {
+        for c in [&self.gets, &self.ranged_gets, &self.lists] {
+            c.store(0, Ordering::SeqCst);
+        }
+    }
+    fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.lists.load(Ordering::SeqCst),
+            self.gets.load(Ordering::SeqCst),
+            self.ranged_gets.load(Ordering::SeqCst),
+        )
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Counting {
+    async fn put_opts(&self, l: &Path, p: PutPayload, o: PutOptions) -> Result<PutResult> {
+        self.inner.put_opts(l, p, o).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        l: &Path,
+        o: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(l, o).await
+    }
+    async fn get_opts(&self, l: &Path, o: GetOptions) -> Result<GetResult> {
+        let counter = if o.range.is_some() {
+            &self.ranged_gets
+        } else {
+            &self.gets
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_opts(l, o).await
+    }
+    async fn get_ranges(&self, l: &Path, ranges: &[Range<u64>]) -> Result<Vec<bytes::Bytes>> {
+        // One request per coalesced range, as object_store's HTTP stores do.
+        let merged = object_store::coalesce_ranges(
+            ranges,
+            |r| async move {
+                self.ranged_gets.fetch_add(1, Ordering::SeqCst);
+                self.inner.get_range(l, r).await
+            },
+            object_store::OBJECT_STORE_COALESCE_DEFAULT,
+        )
+        .await?;
+        Ok(merged)
+    }
+    async fn delete(&self, l: &Path) -> Result<()> {
+        self.inner.delete(l).await
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.copy(from, to).await
+    }
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.copy_if_not_exists(from, to).await
+    }
+}
+
+fn trace_id(block: u32, trace: u32) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&block.to_be_bytes());
+    id[4..8].copy_from_slice(&trace.to_be_bytes());
+    id[15] = 1;
+    id
+}
+
+fn spans(block: u32, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Vec<Span> {
+    (0..50u32)
+        .flat_map(|t| {
+            (0..4u8).map(move |i| Span {
+                trace_id: trace_id(block, t),
+                span_id: [i + 1, 0, 0, 0, 0, 0, t as u8, block as u8],
+                parent_span_id: (i > 0).then_some([1, 0, 0, 0, 0, 0, t as u8, block as u8]),
+                trace_state: String::new(),
+                flags: 1,
+                name: format!("op-{i}"),
+                kind: SpanKind::Server,
+                start_unix_nano: 1_700_000_000_000_000_000 + u64::from(block) * 1_000_000,
+                end_unix_nano: 1_700_000_000_000_000_000 + u64::from(block) * 1_000_000 + 500,
+                attributes: vec![KeyValue::str("k", "v")],
+                dropped_attributes_count: 0,
+                events: vec![],
+                dropped_events_count: 0,
+                links: vec![],
+                dropped_links_count: 0,
+                status_code: 0,
+                status_message: String::new(),
+                resource: resource.clone(),
+                scope: scope.clone(),
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn lookup_reads_a_fixed_number_of_objects() {
+    let store = Arc::new(Counting::default());
+    let loc = Location {
+        store: store.clone(),
+        prefix: Path::from("traces"),
+    };
+    let tenant = TenantId::parse(Some("t")).expect("tenant");
+    let resource = Arc::new(Resource {
+        attributes: vec![KeyValue::str("service.name", "svc")],
+        dropped_attributes_count: 0,
+    });
+    let scope = Arc::new(Scope::default());
+    const BLOCKS: u32 = 150;
+    for b in 0..BLOCKS {
+        writer::write_block(&loc, &tenant, spans(b, &resource, &scope))
+            .await
+            .expect("write");
+    }
+    let index = BlockIndex::new(loc.clone());
+    // Cold: one listing, then each block's meta and bloom once.
+    store.reset();
+    assert_eq!(
+        index.blocks(&tenant).await.expect("index").len(),
+        BLOCKS as usize
+    );
+    assert_eq!(store.counts(), (1, 2 * u64::from(BLOCKS), 0));
+    for (block, trace) in [(0, 0), (77, 13), (149, 49)] {
+        let wanted = trace_id(block, trace);
+        store.reset();
+        let blocks = index.blocks(&tenant).await.expect("index");
+        let candidates: Vec<_> = blocks
+            .iter()
+            .filter(|b| b.bloom.may_contain(&wanted))
+            .collect();
+        let mut found = Vec::new();
+        for c in &candidates {
+            found.extend(
+                reader::read_trace(&loc, &c.meta, &wanted)
+                    .await
+                    .expect("read"),
+            );
+        }
+        assert_eq!(found.len(), 4, "every span of the trace, once");
+        let (lists, gets, ranged) = store.counts();
+        // Warm: the index costs one listing and no reads.
+        assert_eq!((lists, gets), (1, 0));
+        // Per candidate block: the footer, then the row group holding the trace.
+        assert_eq!(ranged, 2 * candidates.len() as u64);
+        assert!(
+            candidates.len() <= 3,
+            "bloom filters let {} of {BLOCKS} blocks through",
+            candidates.len()
+        );
+    }
+    // A trace in no block: no block is read at all beyond what the blooms let through.
+    store.reset();
+    let absent = trace_id(9999, 0);
+    let blocks = index.blocks(&tenant).await.expect("index");
+    let through = blocks
+        .iter()
+        .filter(|b| b.bloom.may_contain(&absent))
+        .count();
+    assert!(through <= 3, "{through}");
+    assert_eq!(store.counts(), (1, 0, 0));
+}

@@ -1,0 +1,68 @@
+//! Cloud storage emulators the tests start on free loopback ports: moto's S3 (`moto_server`,
+//! installed in the Python venv by scripts/test) for now. Each is killed when its handle drops.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A server process killed when the test ends.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The test clients folder (`tests/clients`).
+pub fn clients() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+/// Waits until something listens on `port`, or panics naming `what`.
+pub async fn wait_for_port(port: u16, what: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not start on port {port}");
+}
+
+/// moto's S3 with a bucket `tempest-blocks`; the handle and the traces storage URL for it.
+pub async fn moto_s3() -> (Server, String) {
+    let moto = clients().join("python/.venv/bin/moto_server");
+    assert!(
+        moto.exists(),
+        "moto_server is missing: scripts/test installs it"
+    );
+    let port = crate::free_port();
+    let server = Server(
+        Command::new(moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server"),
+    );
+    wait_for_port(port, "moto_server").await;
+    let resp = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{port}/tempest-blocks"))
+        .send()
+        .await
+        .expect("create bucket");
+    assert!(
+        resp.status().is_success(),
+        "create bucket: {}",
+        resp.status()
+    );
+    let storage = format!(
+        "s3://tempest-blocks/traces?endpoint=http://127.0.0.1:{port}&allow_http=true&region=us-east-1&access_key_id=test&secret_access_key=test"
+    );
+    (server, storage)
+}
