@@ -2,6 +2,7 @@
 //! own data folder, and a recording test app (an axum server) that plays the apps Tempest calls.
 
 pub mod app;
+pub mod clients;
 pub mod emulators;
 pub mod tempest;
 

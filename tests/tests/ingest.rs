@@ -41,40 +41,6 @@ fn trace_lines(storage: &Path, tenant: &str, trace_id: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Runs the OpenTelemetry Python SDK exporter script; returns the exported trace id and the
-/// SDK's own description of every exported span.
-async fn python_export(protocol: &str, endpoint: String, tenant: &str) -> (String, Vec<Value>) {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/.venv/bin/python");
-    assert!(
-        python.exists(),
-        "the Python venv with the OpenTelemetry SDK is missing: scripts/test creates it"
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/otel_export.py");
-    let (protocol, tenant) = (protocol.to_owned(), tenant.to_owned());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .arg(protocol)
-            .arg(endpoint)
-            .arg(tenant)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("run python");
-    assert!(
-        out.status.success(),
-        "exporter failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut lines = stdout.lines();
-    let trace_id = lines.next().expect("trace id line").trim().to_owned();
-    let described: Vec<Value> =
-        serde_json::from_str(lines.next().expect("spans line")).expect("span descriptions");
-    (trace_id, described)
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -226,21 +192,21 @@ async fn opentelemetry_python_sdk_over_http_grpc_and_zipkin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Tempest::start(dir.path(), &[], &[]).await;
     let storage = dir.path().join("traces");
-    let (http_trace, spans) = python_export(
+    let (http_trace, spans) = tempest_tests::clients::otel_export(
         "http",
         format!("http://127.0.0.1:{}/v1/traces", t.otlp_port),
         "team-py",
     )
     .await;
     compare_field_by_field(&storage, "team-py", &http_trace, &spans, true).await;
-    let (grpc_trace, spans) = python_export(
+    let (grpc_trace, spans) = tempest_tests::clients::otel_export(
         "grpc",
         format!("http://127.0.0.1:{}", t.grpc_port),
         "team-grpc",
     )
     .await;
     compare_field_by_field(&storage, "team-grpc", &grpc_trace, &spans, true).await;
-    let (zipkin_trace, spans) = python_export(
+    let (zipkin_trace, spans) = tempest_tests::clients::otel_export(
         "zipkin",
         format!("http://127.0.0.1:{}/api/v2/spans", t.zipkin_port),
         "unused",
@@ -472,13 +438,18 @@ async fn bad_payloads_are_refused_and_write_nothing() {
 async fn blocks_are_readable_with_duckdb() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Tempest::start(dir.path(), &[], &[]).await;
-    python_export(
+    tempest_tests::clients::otel_export(
         "http",
         format!("http://127.0.0.1:{}/v1/traces", t.otlp_port),
         "duck",
     )
     .await;
-    python_export("grpc", format!("http://127.0.0.1:{}", t.grpc_port), "duck").await;
+    tempest_tests::clients::otel_export(
+        "grpc",
+        format!("http://127.0.0.1:{}", t.grpc_port),
+        "duck",
+    )
+    .await;
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/.venv/bin/python");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/read_blocks.py");
     let out = Command::new(python)

@@ -4,8 +4,6 @@
 //! shapes follow Tempo's API docs (../shared/reference/tempo.md §1): base64 ids, enum names,
 //! 64-bit integers as strings, `durationMs` a number, 404 with an empty body.
 
-use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
 use prost::Message;
@@ -13,36 +11,6 @@ use serde_json::Value;
 use tempest_tests::Tempest;
 
 const TENANT: &str = "team-q";
-
-/// Runs the OpenTelemetry Python SDK exporter script against `endpoint`; returns the trace id
-/// and the SDK's description of each exported span.
-async fn python_export(endpoint: String) -> (String, Vec<Value>) {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/.venv/bin/python");
-    assert!(
-        python.exists(),
-        "the Python venv with the OpenTelemetry SDK is missing: scripts/test creates it"
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/otel_export.py");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args(["http", &endpoint, TENANT])
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("run python");
-    assert!(
-        out.status.success(),
-        "exporter failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut lines = stdout.lines();
-    let trace_id = lines.next().expect("trace id line").trim().to_owned();
-    let described = serde_json::from_str(lines.next().expect("spans line")).expect("spans");
-    (trace_id, described)
-}
 
 fn b64_of_hex(hex: &str) -> String {
     let bytes: Vec<u8> = (0..hex.len())
@@ -208,8 +176,12 @@ async fn scenario(storage: Option<&str>) {
         .map(|s| vec!["--traces-storage", s])
         .unwrap_or_default();
     let t = Tempest::start(dir.path(), &args, &[]).await;
-    let (trace_id, described) =
-        python_export(format!("http://127.0.0.1:{}/v1/traces", t.otlp_port)).await;
+    let (trace_id, described) = tempest_tests::clients::otel_export(
+        "http",
+        format!("http://127.0.0.1:{}/v1/traces", t.otlp_port),
+        TENANT,
+    )
+    .await;
     assert_eq!(described.len(), 2);
     let api = Api {
         base: format!("http://127.0.0.1:{}", t.query_port),

@@ -350,6 +350,7 @@ async fn values_v1(
 ) -> Result<Response, QueryError> {
     let found = tags::values(&api.index, &tenant(&headers)?, &tag, range(&p)?, None).await?;
     let mut values: Vec<String> = found.into_iter().map(|v| v.value).collect();
+    values.sort();
     values.dedup();
     Ok(axum::Json(json!({ "tagValues": values })).into_response())
 }
