@@ -13,6 +13,8 @@ pub struct Served {
     pub url: String,
     /// OTLP/HTTP traces URL (`…/v1/traces`).
     pub otlp_http_traces: String,
+    /// Tempo query API base URL.
+    pub query: String,
 }
 
 /// CPU time (user + system) and memory of a process.
@@ -38,6 +40,7 @@ impl Served {
     pub async fn start(bin: &Path, data_dir: &Path, args: &[String]) -> anyhow::Result<Served> {
         let port = free_port()?;
         let otlp_http = free_port()?;
+        let query = free_port()?;
         let child = Command::new(bin)
             .arg("serve")
             .arg("--dapr-http-port")
@@ -53,7 +56,7 @@ impl Served {
             .arg("--jaeger-port")
             .arg(free_port()?.to_string())
             .arg("--query-port")
-            .arg(free_port()?.to_string())
+            .arg(query.to_string())
             .args(args)
             .env("TEMPEST_LOG", "warn")
             .stdin(Stdio::null())
@@ -65,6 +68,7 @@ impl Served {
             child,
             url: format!("http://127.0.0.1:{port}"),
             otlp_http_traces: format!("http://127.0.0.1:{otlp_http}/v1/traces"),
+            query: format!("http://127.0.0.1:{query}"),
         };
         let http = reqwest::Client::new();
         for _ in 0..200 {

@@ -4,7 +4,6 @@
 //! shapes follow Tempo's API docs (../shared/reference/tempo.md §1): base64 ids, enum names,
 //! 64-bit integers as strings, `durationMs` a number, 404 with an empty body.
 
-
 use base64::Engine as _;
 use prost::Message;
 use serde_json::Value;

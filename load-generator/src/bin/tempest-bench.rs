@@ -66,6 +66,19 @@ enum Cmd {
         #[arg(long, default_value = "tests/clients/python/instrumented_app.py")]
         script: PathBuf,
     },
+    /// Trace by ID through the Tempo query API of `tempest serve`, over many blocks, against
+    /// reading the same trace straight from the one block that holds it.
+    TraceById {
+        /// Traces stored (two spans each).
+        #[arg(long, default_value_t = 1_000_000)]
+        traces: u32,
+        /// Blocks they are spread over.
+        #[arg(long, default_value_t = 100)]
+        blocks: u32,
+        /// Lookups measured.
+        #[arg(long, default_value_t = 1000)]
+        lookups: u32,
+    },
     /// Internal: one ingest call of the OTLP protobuf request in `payload`, in a fresh
     /// process, so its peak memory can be read.
     #[command(hide = true)]
@@ -896,6 +909,162 @@ async fn real_app(
     Ok(())
 }
 
+/// A trace id of the trace-by-ID corpus: random-looking, distinct per (block, trace).
+fn corpus_trace_id(block: u32, trace: u32) -> [u8; 16] {
+    let mut x = (u128::from(block) << 32 | u128::from(trace))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+    x ^= x >> 61;
+    let mut id = x
+        .wrapping_mul(0xd6e8_feb8_6659_fd93_a5b3_5c2c_2d8e_7a49)
+        .to_be_bytes();
+    id[0] |= 1;
+    id
+}
+
+/// Writes `traces` two-span traces into `blocks` blocks at `loc`.
+async fn write_trace_corpus(
+    loc: &tempest_blocks::store::Location,
+    traces: u32,
+    blocks: u32,
+) -> anyhow::Result<()> {
+    use tempest_traces::{KeyValue, Resource, Scope, Span, SpanKind};
+    let tenant = tempest_core::TenantId::parse(None)?;
+    let resource = Arc::new(Resource {
+        attributes: vec![KeyValue::str("service.name", "bench")],
+        dropped_attributes_count: 0,
+    });
+    let scope = Arc::new(Scope::default());
+    let per_block = traces.div_ceil(blocks);
+    let pb = bar(u64::from(blocks), "writing blocks");
+    for b in 0..blocks {
+        let base = 1_700_000_000_000_000_000 + u64::from(b) * 60_000_000_000;
+        let spans: Vec<Span> = (0..per_block)
+            .flat_map(|t| {
+                let id = corpus_trace_id(b, t);
+                let start = base + u64::from(t) * 1000;
+                let (resource, scope) = (resource.clone(), scope.clone());
+                (0..2u8).map(move |i| Span {
+                    trace_id: id,
+                    span_id: [id[15], id[14], id[13], id[12], id[11], id[10], id[9], i + 1],
+                    parent_span_id: (i == 1)
+                        .then_some([id[15], id[14], id[13], id[12], id[11], id[10], id[9], 1]),
+                    trace_state: String::new(),
+                    flags: 1,
+                    name: if i == 0 {
+                        "GET /api/orders".into()
+                    } else {
+                        "SELECT orders".into()
+                    },
+                    kind: if i == 0 {
+                        SpanKind::Server
+                    } else {
+                        SpanKind::Client
+                    },
+                    start_unix_nano: start + u64::from(i) * 100,
+                    end_unix_nano: start + 5_000_000,
+                    attributes: vec![KeyValue::str("http.route", "/api/orders")],
+                    dropped_attributes_count: 0,
+                    events: vec![],
+                    dropped_events_count: 0,
+                    links: vec![],
+                    dropped_links_count: 0,
+                    status_code: 0,
+                    status_message: String::new(),
+                    resource: resource.clone(),
+                    scope: scope.clone(),
+                })
+            })
+            .collect();
+        tempest_blocks::writer::write_block(loc, &tenant, spans).await?;
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+async fn trace_by_id(bin: PathBuf, traces: u32, blocks: u32, lookups: u32) -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    let data = tempfile::tempdir()?;
+    let storage = data.path().join("traces");
+    let loc = tempest_blocks::store::Location::open(&storage.to_string_lossy())?;
+    write_trace_corpus(&loc, traces, blocks).await?;
+    let tenant = tempest_core::TenantId::parse(None)?;
+    let metas = tempest_blocks::reader::list_blocks(&loc, &tenant).await?;
+    let served = Served::start(&bin, data.path(), &[]).await?;
+    let http = reqwest::Client::new();
+    let per_block = traces.div_ceil(blocks);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let picks: Vec<(u32, u32)> = (0..lookups)
+        .map(|_| (rng.gen_range(0..blocks), rng.gen_range(0..per_block)))
+        .collect();
+    let hex = |id: [u8; 16]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    // Warm the query function's index, as a warm function instance has it.
+    let (b0, t0) = picks[0];
+    http.get(format!(
+        "{}/api/v2/traces/{}",
+        served.query,
+        hex(corpus_trace_id(b0, t0))
+    ))
+    .send()
+    .await?
+    .error_for_status()?;
+    let (mut api, mut direct) = (Latencies::default(), Latencies::default());
+    let cpu0 = served.usage()?.cpu_secs;
+    for &(b, t) in &picks {
+        let id = corpus_trace_id(b, t);
+        let started = Instant::now();
+        let resp = http
+            .get(format!("{}/api/v2/traces/{}", served.query, hex(id)))
+            .header("Accept", "application/protobuf")
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "lookup of {} answered {}",
+            hex(id),
+            resp.status()
+        );
+        let body = resp.bytes().await?;
+        api.record(started.elapsed().as_micros() as u64);
+        anyhow::ensure!(!body.is_empty(), "empty trace");
+    }
+    let api_cpu = served.usage()?.cpu_secs - cpu0;
+    // Reference: the same trace read straight from the block known to hold it.
+    let by_start: std::collections::HashMap<u64, &tempest_blocks::BlockMeta> =
+        metas.iter().map(|m| (m.start_time_unix_nano, m)).collect();
+    for &(b, t) in &picks {
+        let meta = by_start
+            .get(&(1_700_000_000_000_000_000 + u64::from(b) * 60_000_000_000))
+            .context("block of the pick")?;
+        let started = Instant::now();
+        let spans = tempest_blocks::reader::read_trace(&loc, meta, &corpus_trace_id(b, t)).await?;
+        direct.record(started.elapsed().as_micros() as u64);
+        anyhow::ensure!(spans.len() == 2, "direct read found {} spans", spans.len());
+    }
+    println!(
+        "## Trace by ID: {traces} traces in {} blocks on local disk, {lookups} lookups\n",
+        metas.len()
+    );
+    println!("| path | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    println!(
+        "| `GET /api/v2/traces/{{id}}` (protobuf) through `tempest serve` | {:.2} | {:.2} |",
+        api.ms(0.5),
+        api.ms(0.99)
+    );
+    println!(
+        "| reference: ranged read of the one block holding the trace, in process | {:.2} | {:.2} |",
+        direct.ms(0.5),
+        direct.ms(0.99)
+    );
+    println!(
+        "\nquery CPU per lookup: {:.2} ms; p99 goal < 50 ms; p50 ratio to the reference {:.1}x",
+        api_cpu * 1000.0 / f64::from(lookups),
+        api.ms(0.5) / direct.ms(0.5).max(1e-6)
+    );
+    Ok(())
+}
+
 /// One OTLP protobuf request of at least `bytes` bytes of the default mix.
 fn one_request_of(bytes: usize) -> Vec<u8> {
     use prost::Message;
@@ -957,6 +1126,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => ingest(requests, traces, seconds).await,
         Cmd::IngestOne { payload } => ingest_one(payload).await,
+        Cmd::TraceById {
+            traces,
+            blocks,
+            lookups,
+        } => trace_by_id(bin, traces, blocks, lookups).await,
         Cmd::RealApp {
             checkouts,
             python,

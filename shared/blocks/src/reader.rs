@@ -89,6 +89,7 @@ pub async fn read_trace(
     meta: &BlockMeta,
     trace_id: &[u8; 16],
 ) -> Result<Vec<Span>, BlockError> {
+    use arrow_array::Array as _;
     use futures::TryStreamExt;
     use parquet::arrow::ParquetRecordBatchStreamBuilder;
     use parquet::arrow::async_reader::ParquetObjectReader;
@@ -130,14 +131,39 @@ pub async fn read_trace(
         .await?;
     let mut spans = Vec::new();
     for batch in &batches {
-        spans.extend(
-            schema::from_batch(batch)
-                .map_err(|e| corrupt(&meta.block_id, e))?
-                .into_iter()
-                .filter(|s| &s.trace_id == trace_id),
-        );
+        // Rows are sorted by trace id: the trace is one contiguous run, found by binary search,
+        // and only its rows are converted (their JSON columns parsed).
+        let ids = batch
+            .column_by_name("trace_id")
+            .and_then(|c| {
+                c.as_any()
+                    .downcast_ref::<arrow_array::FixedSizeBinaryArray>()
+            })
+            .ok_or_else(|| corrupt(&meta.block_id, "trace_id column"))?;
+        let first = partition_point(ids.len(), |i| ids.value(i) < trace_id.as_slice());
+        let end = partition_point(ids.len(), |i| ids.value(i) <= trace_id.as_slice());
+        if first < end {
+            spans.extend(
+                schema::from_batch(&batch.slice(first, end - first))
+                    .map_err(|e| corrupt(&meta.block_id, e))?,
+            );
+        }
     }
     Ok(spans)
+}
+
+/// The first index in `0..len` where `before` turns false (`before` is true, then false).
+fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// A block's bloom filter.
