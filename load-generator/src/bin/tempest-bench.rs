@@ -79,6 +79,19 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         lookups: u32,
     },
+    /// TraceQL search throughput through `tempest serve` against DuckDB (one thread) running
+    /// the equivalent SQL over the same Parquet files.
+    Search {
+        /// Traces stored (two spans each).
+        #[arg(long, default_value_t = 200_000)]
+        traces: u32,
+        /// Blocks they are spread over.
+        #[arg(long, default_value_t = 20)]
+        blocks: u32,
+        /// The Python with DuckDB (tests/clients/python/requirements.txt).
+        #[arg(long, default_value = "tests/clients/python/.venv/bin/python")]
+        python: PathBuf,
+    },
     /// Internal: one ingest call of the OTLP protobuf request in `payload`, in a fresh
     /// process, so its peak memory can be read.
     #[command(hide = true)]
@@ -1065,6 +1078,106 @@ async fn trace_by_id(bin: PathBuf, traces: u32, blocks: u32, lookups: u32) -> an
     Ok(())
 }
 
+/// DuckDB, one thread, timing `sql` over the Parquet files `glob`: prints CPU seconds and the
+/// count the query returns.
+const DUCKDB_TIMER: &str = r#"
+import sys, time, duckdb
+con = duckdb.connect()
+con.execute("PRAGMA threads=1")
+sql = sys.argv[2].replace("FILES", "read_parquet('" + sys.argv[1] + "')")
+con.execute(sql).fetchall()  # warm the file cache, as the Tempest side is warm
+c0 = time.process_time()
+n = con.execute(sql).fetchall()[0][0]
+print(time.process_time() - c0, n)
+"#;
+
+async fn search_bench(
+    bin: PathBuf,
+    traces: u32,
+    blocks: u32,
+    python: PathBuf,
+) -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let storage = data.path().join("traces");
+    let loc = tempest_blocks::store::Location::open(&storage.to_string_lossy())?;
+    write_trace_corpus(&loc, traces, blocks).await?;
+    let spans = u64::from(traces.div_ceil(blocks) * blocks) * 2;
+    let served = Served::start(&bin, data.path(), &[]).await?;
+    let http = reqwest::Client::new();
+    let files = format!(
+        "{}/{}/*/data.parquet",
+        storage.display(),
+        tempest_core::tenant::DEFAULT_TENANT
+    );
+    println!(
+        "## Search: {spans} spans in {blocks} blocks on local disk
+"
+    );
+    println!(
+        "| query | Tempest spans/s per core | DuckDB (1 thread) spans/s per core | Tempest / DuckDB |"
+    );
+    println!("|---|---|---|---|");
+    for (label, traceql, sql) in [
+        (
+            "selective (matches nothing)",
+            r#"{ span.http.route = "/nope" }"#,
+            "SELECT count(*) FROM FILES WHERE http_route = '/nope'",
+        ),
+        (
+            "non-selective (every span tested, no trace qualifies)",
+            r#"{ name = "SELECT orders" } | count() > 1"#,
+            "SELECT count(*) FROM (SELECT trace_id FROM FILES WHERE name = 'SELECT orders' GROUP BY trace_id HAVING count(*) > 1)",
+        ),
+    ] {
+        let url = format!("{}/api/search", served.query);
+        // Warm: the index and the page cache.
+        http.get(&url)
+            .query(&[("q", traceql), ("limit", "20")])
+            .send()
+            .await?
+            .error_for_status()?;
+        let cpu0 = served.usage()?.cpu_secs;
+        let body: serde_json::Value = http
+            .get(&url)
+            .query(&[("q", traceql), ("limit", "20")])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let cpu = served.usage()?.cpu_secs - cpu0;
+        anyhow::ensure!(
+            body["traces"] == serde_json::json!([]),
+            "unexpected hits: {body}"
+        );
+        let out = std::process::Command::new(&python)
+            .args(["-c", DUCKDB_TIMER, &files, sql])
+            .output()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "duckdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let duck_cpu: f64 = text
+            .split_whitespace()
+            .next()
+            .context("duckdb timing")?
+            .parse()?;
+        let (ours, theirs) = (
+            spans as f64 / cpu.max(1e-9),
+            spans as f64 / duck_cpu.max(1e-9),
+        );
+        println!(
+            "| {label}: `{}` | {ours:.0} | {theirs:.0} | {:.3} |",
+            traceql.replace('|', "\\|"),
+            ours / theirs
+        );
+    }
+    Ok(())
+}
+
 /// One OTLP protobuf request of at least `bytes` bytes of the default mix.
 fn one_request_of(bytes: usize) -> Vec<u8> {
     use prost::Message;
@@ -1126,6 +1239,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => ingest(requests, traces, seconds).await,
         Cmd::IngestOne { payload } => ingest_one(payload).await,
+        Cmd::Search {
+            traces,
+            blocks,
+            python,
+        } => search_bench(bin, traces, blocks, python).await,
         Cmd::TraceById {
             traces,
             blocks,
