@@ -961,7 +961,6 @@ async fn write_trace_corpus(
                     span_id: [id[15], id[14], id[13], id[12], id[11], id[10], id[9], i + 1],
                     parent_span_id: (i == 1)
                         .then_some([id[15], id[14], id[13], id[12], id[11], id[10], id[9], 1]),
-                    trace_state: String::new(),
                     flags: 1,
                     name: if i == 0 {
                         "GET /api/orders".into()
@@ -976,15 +975,9 @@ async fn write_trace_corpus(
                     start_unix_nano: start + u64::from(i) * 100,
                     end_unix_nano: start + 5_000_000,
                     attributes: vec![KeyValue::str("http.route", "/api/orders")],
-                    dropped_attributes_count: 0,
-                    events: vec![],
-                    dropped_events_count: 0,
-                    links: vec![],
-                    dropped_links_count: 0,
-                    status_code: 0,
-                    status_message: String::new(),
                     resource: resource.clone(),
                     scope: scope.clone(),
+                    ..Span::default()
                 })
             })
             .collect();

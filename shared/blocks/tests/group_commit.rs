@@ -8,7 +8,7 @@ use tempest_blocks::reader;
 use tempest_blocks::store::Location;
 use tempest_core::TenantId;
 use tempest_traces::receivers::SpanSink;
-use tempest_traces::{Resource, Scope, Span, SpanKind};
+use tempest_traces::{Span, SpanKind};
 
 fn span(trace: u16) -> Span {
     let mut trace_id = [1u8; 16];
@@ -16,23 +16,11 @@ fn span(trace: u16) -> Span {
     Span {
         trace_id,
         span_id: [2; 8],
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 0,
         name: format!("req-{trace}"),
         kind: SpanKind::Server,
         start_unix_nano: 1_000 + u64::from(trace),
         end_unix_nano: 2_000 + u64::from(trace),
-        attributes: vec![],
-        dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
-        status_code: 0,
-        status_message: String::new(),
-        resource: Arc::new(Resource::default()),
-        scope: Arc::new(Scope::default()),
+        ..Span::default()
     }
 }
 

@@ -119,22 +119,15 @@ fn spans(block: u32, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Vec<Span> 
                 trace_id: trace_id(block, t),
                 span_id: [i + 1, 0, 0, 0, 0, 0, t as u8, block as u8],
                 parent_span_id: (i > 0).then_some([1, 0, 0, 0, 0, 0, t as u8, block as u8]),
-                trace_state: String::new(),
                 flags: 1,
                 name: format!("op-{i}"),
                 kind: SpanKind::Server,
                 start_unix_nano: 1_700_000_000_000_000_000 + u64::from(block) * 1_000_000,
                 end_unix_nano: 1_700_000_000_000_000_000 + u64::from(block) * 1_000_000 + 500,
                 attributes: vec![KeyValue::str("k", "v")],
-                dropped_attributes_count: 0,
-                events: vec![],
-                dropped_events_count: 0,
-                links: vec![],
-                dropped_links_count: 0,
-                status_code: 0,
-                status_message: String::new(),
                 resource: resource.clone(),
                 scope: scope.clone(),
+                ..Span::default()
             })
         })
         .collect()

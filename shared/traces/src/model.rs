@@ -137,8 +137,9 @@ pub struct Link {
     pub flags: u32,
 }
 
-/// One span, with its resource and scope shared among the spans of a batch.
-#[derive(Debug, Clone, PartialEq)]
+/// One span, with its resource and scope shared among the spans of a batch. The default is an
+/// empty span (zero ids, empty resource and scope), for building spans field by field.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Span {
     /// Trace id.
     pub trace_id: [u8; 16],
