@@ -450,7 +450,7 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, S
 }
 
 /// The fields of a span's `other` object.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Other {
     trace_state: String,
     flags: u32,
@@ -559,25 +559,52 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
     let start = column::<Int64Array>(batch, "start_unix_nano")?;
     let duration = column::<Int64Array>(batch, "duration_nano")?;
     let status = column::<Int32Array>(batch, "status_code")?;
-    let mut resources: HashMap<(Option<String>, String, u32), Arc<Resource>> = HashMap::new();
-    let mut scopes: HashMap<(String, String, String, u32), Arc<Scope>> = HashMap::new();
+    // Resources, scopes and `other` objects repeat from row to row: each distinct one is
+    // decoded once, looked up by the stored text itself.
+    let mut resources: HashMap<(Option<&str>, &str, u32), Arc<Resource>> = HashMap::new();
+    let mut scopes: HashMap<(&str, &str, &str), Arc<Scope>> = HashMap::new();
+    let mut others: HashMap<&str, Other> = HashMap::new();
+    enum Dedicated<'a> {
+        Str(&'a StringArray),
+        Int(&'a Int64Array),
+    }
+    let dedicated: Vec<(&str, Dedicated)> = DEDICATED
+        .iter()
+        .map(|(key, col, k)| {
+            Ok((
+                *key,
+                match k {
+                    Kind::Str => Dedicated::Str(column::<StringArray>(batch, col)?),
+                    Kind::Int => Dedicated::Int(column::<Int64Array>(batch, col)?),
+                },
+            ))
+        })
+        .collect::<Result<_, String>>()?;
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
-        let extra = Other::parse(other.value(row))?;
-        let svc = (!service.is_null(row)).then(|| service.value(row).to_owned());
+        let other_text = other.value(row);
+        let extra = match others.get(other_text) {
+            Some(o) => o.clone(),
+            None => {
+                let o = Other::parse(other_text)?;
+                others.insert(other_text, o.clone());
+                o
+            }
+        };
+        let svc = (!service.is_null(row)).then(|| service.value(row));
         let res_key = (
             svc,
-            res_attrs.value(row).to_owned(),
+            res_attrs.value(row),
             extra.resource_dropped_attributes_count,
         );
         let resource = match resources.get(&res_key) {
             Some(r) => r.clone(),
             None => {
                 let mut attributes = Vec::new();
-                if let Some(svc) = &res_key.0 {
+                if let Some(svc) = res_key.0 {
                     attributes.push(KeyValue::str("service.name", svc));
                 }
-                attributes.extend(attrs::decode(&res_key.1)?);
+                attributes.extend(attrs::decode(res_key.1)?);
                 let r = Arc::new(Resource {
                     attributes,
                     dropped_attributes_count: res_key.2,
@@ -586,36 +613,27 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
                 r
             }
         };
-        let scope_key = (
-            scope_name.value(row).to_owned(),
-            scope_version.value(row).to_owned(),
-            attrs::encode(&extra.scope_attributes),
-            extra.scope_dropped_attributes_count,
-        );
+        let scope_key = (scope_name.value(row), scope_version.value(row), other_text);
         let scope = match scopes.get(&scope_key) {
             Some(sc) => sc.clone(),
             None => {
                 let sc = Arc::new(Scope {
-                    name: scope_key.0.clone(),
-                    version: scope_key.1.clone(),
+                    name: scope_key.0.to_owned(),
+                    version: scope_key.1.to_owned(),
                     attributes: extra.scope_attributes.clone(),
-                    dropped_attributes_count: scope_key.3,
+                    dropped_attributes_count: extra.scope_dropped_attributes_count,
                 });
                 scopes.insert(scope_key, sc.clone());
                 sc
             }
         };
         let mut span_attrs = attrs::decode(attributes.value(row))?;
-        for (key, col, k) in DEDICATED {
-            let value = match k {
-                Kind::Str => {
-                    let c = column::<StringArray>(batch, col)?;
+        for (key, col) in &dedicated {
+            let value = match col {
+                Dedicated::Str(c) => {
                     (!c.is_null(row)).then(|| AnyValue::Str(c.value(row).to_owned()))
                 }
-                Kind::Int => {
-                    let c = column::<Int64Array>(batch, col)?;
-                    (!c.is_null(row)).then(|| AnyValue::Int(c.value(row)))
-                }
+                Dedicated::Int(c) => (!c.is_null(row)).then(|| AnyValue::Int(c.value(row))),
             };
             if let Some(value) = value {
                 span_attrs.push(KeyValue {
