@@ -78,6 +78,10 @@ enum Cmd {
         /// Lookups measured.
         #[arg(long, default_value_t = 1000)]
         lookups: u32,
+        /// Keep the blocks in moto's S3 (`moto_server` from this path, started on a free
+        /// port) instead of a local folder.
+        #[arg(long)]
+        moto: Option<PathBuf>,
     },
     /// TraceQL search throughput through `tempest serve` against DuckDB (one thread) running
     /// the equivalent SQL over the same Parquet files.
@@ -988,15 +992,76 @@ async fn write_trace_corpus(
     Ok(())
 }
 
-async fn trace_by_id(bin: PathBuf, traces: u32, blocks: u32, lookups: u32) -> anyhow::Result<()> {
+/// A `moto_server` child process, killed on drop.
+struct Moto(std::process::Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts moto's S3 with a bucket; returns the process and the traces storage URL.
+async fn start_moto(moto: &std::path::Path) -> anyhow::Result<(Moto, String)> {
+    let port = free_port()?;
+    let child = Moto(
+        std::process::Command::new(moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", moto.display()))?,
+    );
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http
+            .put(format!("http://127.0.0.1:{port}/tempest-blocks"))
+            .send()
+            .await
+        {
+            anyhow::ensure!(r.status().is_success(), "create bucket: {}", r.status());
+            return Ok((
+                child,
+                format!(
+                    "s3://tempest-blocks/traces?endpoint=http://127.0.0.1:{port}&allow_http=true&region=us-east-1&access_key_id=test&secret_access_key=test"
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("moto_server did not start on port {port}")
+}
+
+async fn trace_by_id(
+    bin: PathBuf,
+    traces: u32,
+    blocks: u32,
+    lookups: u32,
+    moto: Option<PathBuf>,
+) -> anyhow::Result<()> {
     use rand::{Rng, SeedableRng};
     let data = tempfile::tempdir()?;
-    let storage = data.path().join("traces");
-    let loc = tempest_blocks::store::Location::open(&storage.to_string_lossy())?;
+    let (_moto, storage) = match &moto {
+        Some(path) => {
+            let (m, url) = start_moto(path).await?;
+            (Some(m), url)
+        }
+        None => (
+            None,
+            data.path().join("traces").to_string_lossy().into_owned(),
+        ),
+    };
+    let loc = tempest_blocks::store::Location::open(&storage)?;
     write_trace_corpus(&loc, traces, blocks).await?;
     let tenant = tempest_core::TenantId::parse(None)?;
     let metas = tempest_blocks::reader::list_blocks(&loc, &tenant).await?;
-    let served = Served::start(&bin, data.path(), &[]).await?;
+    let served = Served::start(
+        &bin,
+        data.path(),
+        &["--traces-storage".into(), storage.clone()],
+    )
+    .await?;
     let http = reqwest::Client::new();
     let per_block = traces.div_ceil(blocks);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -1048,8 +1113,13 @@ async fn trace_by_id(bin: PathBuf, traces: u32, blocks: u32, lookups: u32) -> an
         anyhow::ensure!(spans.len() == 2, "direct read found {} spans", spans.len());
     }
     println!(
-        "## Trace by ID: {traces} traces in {} blocks on local disk, {lookups} lookups\n",
-        metas.len()
+        "## Trace by ID: {traces} traces in {} blocks on {}, {lookups} lookups\n",
+        metas.len(),
+        if moto.is_some() {
+            "moto's S3"
+        } else {
+            "local disk"
+        }
     );
     println!("| path | p50 ms | p99 ms |");
     println!("|---|---|---|");
@@ -1241,7 +1311,8 @@ async fn main() -> anyhow::Result<()> {
             traces,
             blocks,
             lookups,
-        } => trace_by_id(bin, traces, blocks, lookups).await,
+            moto,
+        } => trace_by_id(bin, traces, blocks, lookups, moto).await,
         Cmd::RealApp {
             checkouts,
             python,
