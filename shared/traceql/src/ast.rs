@@ -743,6 +743,18 @@ pub(crate) enum Stage {
     Coalesce,
 }
 
+/// Writes `name(a, b, …)`.
+fn write_call<T: fmt::Display>(f: &mut fmt::Formatter<'_>, name: &str, args: &[T]) -> fmt::Result {
+    write!(f, "{name}(")?;
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{a}")?;
+    }
+    f.write_str(")")
+}
+
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -750,26 +762,8 @@ impl fmt::Display for Stage {
             Stage::ScalarFilter { agg, op, value } => {
                 write!(f, "({agg}) {} {value}", op.as_str())
             }
-            Stage::By(es) => {
-                f.write_str("by(")?;
-                for (i, e) in es.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{e}")?;
-                }
-                f.write_str(")")
-            }
-            Stage::Select(attrs) => {
-                f.write_str("select(")?;
-                for (i, a) in attrs.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{a}")?;
-                }
-                f.write_str(")")
-            }
+            Stage::By(es) => write_call(f, "by", es),
+            Stage::Select(attrs) => write_call(f, "select", attrs),
             Stage::Coalesce => f.write_str("coalesce()"),
         }
     }
