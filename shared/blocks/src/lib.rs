@@ -8,6 +8,7 @@ pub mod index;
 pub mod ingest;
 pub mod meta;
 pub mod reader;
+pub mod scan;
 pub mod schema;
 pub mod store;
 pub mod writer;

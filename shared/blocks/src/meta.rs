@@ -34,4 +34,21 @@ pub struct BlockMeta {
     pub created_at: String,
     /// Span attributes stored in their own columns instead of the generic one.
     pub dedicated_columns: Vec<String>,
+    /// Attributes with a dedicated column of which this block also stores some values in the
+    /// generic attribute lists (a value of another type, or a repeated key), written as
+    /// `span.<key>` or `resource.service.name`. Readers that filter on a dedicated column
+    /// consult the generic list only for these. `None` (blocks written before it was
+    /// recorded): any may be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic_dedicated: Option<Vec<String>>,
+}
+
+impl BlockMeta {
+    /// Whether some values of `attribute` (`span.<key>`, `resource.service.name`) may be in
+    /// the generic attribute lists rather than in its dedicated column.
+    pub fn has_generic(&self, attribute: &str) -> bool {
+        self.generic_dedicated
+            .as_ref()
+            .is_none_or(|keys| keys.iter().any(|k| k == attribute))
+    }
 }

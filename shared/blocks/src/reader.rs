@@ -79,7 +79,7 @@ pub async fn read_spans(loc: &Location, meta: &BlockMeta) -> Result<Vec<Span>, B
 
 /// Footer bytes fetched with the first read of a block: our footers are a few KiB, so one
 /// request gets the whole Parquet metadata.
-const FOOTER_HINT: usize = 64 << 10;
+pub(crate) const FOOTER_HINT: usize = 64 << 10;
 
 /// The spans of one trace in a block, reading only what is needed: the footer (one ranged
 /// read), then the row groups whose trace-id statistics admit the trace (one ranged read each,

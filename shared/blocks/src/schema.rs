@@ -8,7 +8,7 @@
 //! footer bytes, whatever its size: ingest writes small blocks, so the layout keeps the column
 //! count low and compresses only the columns where zstd pays (BENCHMARKS.md).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -28,33 +28,72 @@ use tempest_traces::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, Spa
 use crate::attrs;
 
 /// The type of a dedicated attribute column.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// Strings (`Utf8`).
     Str,
+    /// 64-bit integers.
     Int,
+}
+
+/// Column names, for readers that pick columns (the trace id, the intrinsic span fields, the
+/// service name and the generic attribute lists).
+pub mod columns {
+    /// The trace id (16 bytes).
+    pub const TRACE_ID: &str = "trace_id";
+    /// The span name.
+    pub const NAME: &str = "name";
+    /// The span kind (OTLP numbering, `Int8`).
+    pub const KIND: &str = "kind";
+    /// Nanoseconds (`Int64`).
+    pub const DURATION: &str = "duration_nano";
+    /// The status code (OTLP numbering, `Int32`).
+    pub const STATUS_CODE: &str = "status_code";
+    /// The status message.
+    pub const STATUS_MESSAGE: &str = "status_message";
+    /// The resource's `service.name` when it is a string.
+    pub const SERVICE_NAME: &str = "service_name";
+    /// The instrumentation scope's name.
+    pub const SCOPE_NAME: &str = "scope_name";
+    /// The instrumentation scope's version.
+    pub const SCOPE_VERSION: &str = "scope_version";
+    /// Span attributes without a dedicated column (an attribute list, see `attrs`).
+    pub const SPAN_ATTRIBUTES: &str = "attributes";
+    /// Resource attributes other than a string `service.name` (an attribute list).
+    pub const RESOURCE_ATTRIBUTES: &str = "resource_attributes";
 }
 
 /// Span attributes with their own column: (attribute key, column name, type). An attribute of
 /// another type than its column's, or a repeated key, stays in the generic column.
-const DEDICATED: &[(&str, &str, Kind)] = &[
-    ("http.request.method", "http_request_method", Kind::Str),
+const DEDICATED: &[(&str, &str, ValueType)] = &[
+    ("http.request.method", "http_request_method", ValueType::Str),
     (
         "http.response.status_code",
         "http_response_status_code",
-        Kind::Int,
+        ValueType::Int,
     ),
-    ("http.route", "http_route", Kind::Str),
-    ("url.full", "url_full", Kind::Str),
-    ("http.method", "http_method", Kind::Str),
-    ("http.status_code", "http_status_code", Kind::Int),
-    ("http.url", "http_url", Kind::Str),
-    ("db.system", "db_system", Kind::Str),
-    ("db.statement", "db_statement", Kind::Str),
+    ("http.route", "http_route", ValueType::Str),
+    ("url.full", "url_full", ValueType::Str),
+    ("http.method", "http_method", ValueType::Str),
+    ("http.status_code", "http_status_code", ValueType::Int),
+    ("http.url", "http_url", ValueType::Str),
+    ("db.system", "db_system", ValueType::Str),
+    ("db.statement", "db_statement", ValueType::Str),
 ];
 
 /// The dedicated column an attribute key belongs to.
 fn dedicated_index(key: &str) -> Option<usize> {
     DEDICATED.iter().position(|(k, _, _)| *k == key)
+}
+
+/// The dedicated column of a span attribute key and the type of value it holds. A value of that
+/// type under that key is always in the column; values of other types are in the generic
+/// attribute list.
+pub fn dedicated_column(key: &str) -> Option<(&'static str, ValueType)> {
+    DEDICATED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, col, t)| (*col, *t))
 }
 
 /// The attribute keys that have dedicated columns, for `meta.json`.
@@ -138,8 +177,8 @@ fn columns() -> Vec<Column> {
     ];
     for (_, name, kind) in DEDICATED {
         let dt = match kind {
-            Kind::Str => DataType::Utf8,
-            Kind::Int => DataType::Int64,
+            ValueType::Str => DataType::Utf8,
+            ValueType::Int => DataType::Int64,
         };
         out.push(Column {
             nullable: true,
@@ -225,17 +264,28 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 struct ResourceColumns {
     service: Option<String>,
     attributes: String,
+    /// Some `service.name` stays in the generic list (not a string, or repeated).
+    generic_service: bool,
 }
+
+/// How the generic lists name an attribute that also has a dedicated column (`BlockMeta::
+/// generic_dedicated`).
+pub const RESOURCE_SERVICE_NAME: &str = "resource.service.name";
 
 impl ResourceColumns {
     fn of(r: &Resource) -> Self {
         let service = r.service_name().map(str::to_owned);
-        // service.name has its own column; the rest of the resource stays generic.
+        // service.name (the first one, when a string) has its own column; the rest of the
+        // resource stays generic.
+        let first = r.attributes.iter().position(|kv| kv.key == "service.name");
         let rest: Vec<&KeyValue> = r
             .attributes
             .iter()
-            .filter(|kv| !(kv.key == "service.name" && matches!(kv.value, AnyValue::Str(_))))
+            .enumerate()
+            .filter(|(i, _)| service.is_none() || Some(*i) != first)
+            .map(|(_, kv)| kv)
             .collect();
+        let generic_service = rest.iter().any(|kv| kv.key == "service.name");
         let mut attributes = String::new();
         if !rest.is_empty() {
             attrs::push_list(&mut attributes, rest);
@@ -243,6 +293,7 @@ impl ResourceColumns {
         ResourceColumns {
             service,
             attributes,
+            generic_service,
         }
     }
 }
@@ -330,6 +381,15 @@ fn push_events(out: &mut String, events: &[Event]) {
 pub fn to_batch<'a>(
     spans: impl ExactSizeIterator<Item = &'a Span>,
 ) -> Result<RecordBatch, ArrowError> {
+    to_batch_noting(spans, &mut BTreeSet::new())
+}
+
+/// [`to_batch`], adding to `generic` each dedicated attribute (see
+/// `BlockMeta::generic_dedicated`) some of whose values went to a generic list.
+pub fn to_batch_noting<'a>(
+    spans: impl ExactSizeIterator<Item = &'a Span>,
+    generic: &mut BTreeSet<String>,
+) -> Result<RecordBatch, ArrowError> {
     let n = spans.len();
     let strings = || StringBuilder::with_capacity(n, n * 8);
     let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
@@ -370,6 +430,9 @@ pub fn to_batch<'a>(
             .entry(Arc::as_ptr(&s.resource))
             .or_insert_with(|| ResourceColumns::of(&s.resource));
         service.append_option(res.service.as_deref());
+        if res.generic_service && !generic.contains(RESOURCE_SERVICE_NAME) {
+            generic.insert(RESOURCE_SERVICE_NAME.to_owned());
+        }
         res_attrs.append_value(&res.attributes);
         // Dedicated attributes move to their columns (first occurrence of the right type).
         let mut strs: [Option<&str>; DEDICATED.len()] = [None; DEDICATED.len()];
@@ -377,17 +440,27 @@ pub fn to_batch<'a>(
         rest.clear();
         for kv in &s.attributes {
             let taken = match (dedicated_index(&kv.key), &kv.value) {
-                (Some(i), AnyValue::Str(v)) if DEDICATED[i].2 == Kind::Str && strs[i].is_none() => {
+                (Some(i), AnyValue::Str(v))
+                    if DEDICATED[i].2 == ValueType::Str && strs[i].is_none() =>
+                {
                     strs[i] = Some(v);
                     true
                 }
-                (Some(i), AnyValue::Int(v)) if DEDICATED[i].2 == Kind::Int && ints[i].is_none() => {
+                (Some(i), AnyValue::Int(v))
+                    if DEDICATED[i].2 == ValueType::Int && ints[i].is_none() =>
+                {
                     ints[i] = Some(*v);
                     true
                 }
                 _ => false,
             };
             if !taken {
+                if dedicated_index(&kv.key).is_some() {
+                    let noted = format!("span.{}", kv.key);
+                    if !generic.contains(&noted) {
+                        generic.insert(noted);
+                    }
+                }
                 rest.push(kv);
             }
         }
@@ -423,8 +496,8 @@ pub fn to_batch<'a>(
     ];
     for (i, (_, _, k)) in DEDICATED.iter().enumerate() {
         columns.push(match k {
-            Kind::Str => Arc::new(ded_str[i].finish()),
-            Kind::Int => Arc::new(ded_int[i].finish()),
+            ValueType::Str => Arc::new(ded_str[i].finish()),
+            ValueType::Int => Arc::new(ded_int[i].finish()),
         });
     }
     for c in [
@@ -574,8 +647,8 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
             Ok((
                 *key,
                 match k {
-                    Kind::Str => Dedicated::Str(column::<StringArray>(batch, col)?),
-                    Kind::Int => Dedicated::Int(column::<Int64Array>(batch, col)?),
+                    ValueType::Str => Dedicated::Str(column::<StringArray>(batch, col)?),
+                    ValueType::Int => Dedicated::Int(column::<Int64Array>(batch, col)?),
                 },
             ))
         })

@@ -1,5 +1,7 @@
 //! Writes a batch of spans as one committed block: data, then bloom, then `meta.json`.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use object_store::PutPayload;
 use parquet::arrow::ArrowWriter;
@@ -58,24 +60,30 @@ fn sort_order(spans: &[Span]) -> Vec<usize> {
 
 /// Encodes spans in `order` as a Parquet file, consuming them chunk by chunk so each chunk's
 /// strings are freed once encoded; returns the bytes and the number of row groups.
-fn encode_parquet(spans: Vec<Span>, order: &[usize]) -> Result<(Vec<u8>, u64), BlockError> {
-    let props = schema::writer_properties(ROW_GROUP_SPANS);
+/// Also returns the dedicated attributes some of whose values went to the generic lists.
+fn encode_parquet(
+    spans: Vec<Span>,
+    order: &[usize],
+    row_group_spans: usize,
+) -> Result<(Vec<u8>, u64, BTreeSet<String>), BlockError> {
+    let props = schema::writer_properties(row_group_spans);
     let mut buf = Vec::new();
     let options = ArrowWriterOptions::new()
         .with_properties(props)
         // The Arrow schema is the Parquet schema here; embedding it only grows every footer.
         .with_skip_arrow_metadata(true);
     let mut writer = ArrowWriter::try_new_with_options(&mut buf, schema::schema(), options)?;
+    let mut generic = BTreeSet::new();
     let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
     for part in order.chunks(ENCODE_CHUNK) {
         let chunk: Vec<Span> = part.iter().filter_map(|&i| slots[i].take()).collect();
         // The writer cuts a row group every ROW_GROUP_SPANS rows.
-        writer.write(&schema::to_batch(chunk.iter())?)?;
+        writer.write(&schema::to_batch_noting(chunk.iter(), &mut generic)?)?;
     }
     writer.flush()?;
     let groups = writer.flushed_row_groups().len() as u64;
     writer.close()?;
-    Ok((buf, groups))
+    Ok((buf, groups, generic))
 }
 
 /// Runs CPU work of milliseconds (encoding a block) so it does not stall the other tasks of a
@@ -93,6 +101,16 @@ pub async fn write_block(
     loc: &Location,
     tenant: &TenantId,
     spans: Vec<Span>,
+) -> Result<Option<BlockMeta>, BlockError> {
+    write_block_with(loc, tenant, spans, ROW_GROUP_SPANS).await
+}
+
+/// [`write_block`] with at most `row_group_spans` spans per Parquet row group.
+pub async fn write_block_with(
+    loc: &Location,
+    tenant: &TenantId,
+    spans: Vec<Span>,
+    row_group_spans: usize,
 ) -> Result<Option<BlockMeta>, BlockError> {
     if spans.is_empty() {
         return Ok(None);
@@ -113,7 +131,7 @@ pub async fn write_block(
     let start_time_unix_nano = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
     let end_time_unix_nano = spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0);
     let span_count = spans.len() as u64;
-    let (data, row_groups) = cpu_bound(|| encode_parquet(spans, &order))?;
+    let (data, row_groups, generic) = cpu_bound(|| encode_parquet(spans, &order, row_group_spans))?;
     let bloom = bloom.to_bytes();
     let meta = BlockMeta {
         format: FORMAT.into(),
@@ -129,6 +147,7 @@ pub async fn write_block(
         compaction_level: 0,
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         dedicated_columns: schema::dedicated_keys(),
+        generic_dedicated: Some(generic.into_iter().collect()),
     };
     let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| BlockError::Corrupt {
         block: id.clone(),

@@ -4,6 +4,7 @@
 
 pub mod json;
 pub mod params;
+pub mod pushdown;
 pub mod router;
 pub mod search;
 pub mod tags;

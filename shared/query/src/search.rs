@@ -3,21 +3,23 @@
 //! cloud hosts, through [`JobRunner`]), results merge by trace id, and the search stops once it
 //! has `limit` traces.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use tempest_blocks::BlockMeta;
-use tempest_blocks::index::BlockIndex;
-use tempest_blocks::reader;
+use tempest_blocks::index::{BlockIndex, IndexedBlock};
+use tempest_blocks::scan::{self, Fragment};
 use tempest_core::TenantId;
 use tempest_traceql::Query;
 use tempest_traces::Span;
 
 use crate::QueryError;
 use crate::params::trace_id_hex;
+use crate::pushdown::Pushdown;
 use crate::tempopb::{SearchMetrics, SearchResponse, SearchSpan, SpanSet, TraceSearchMetadata};
 
 /// Tempo's default number of traces a search returns.
@@ -200,10 +202,17 @@ pub async fn run_jobs(
 /// from a fragment are not consulted for the rest of its trace.
 pub const FRAGMENT_SLACK_NANOS: u64 = 3_600 * 1_000_000_000;
 
-/// Searches the blocks of one job. A trace whose spans are spread over several blocks (each
-/// request is its own block until compaction merges them) is assembled whole before the query
-/// sees it: the index's bloom filters say which other blocks may hold parts of it, and only
-/// those parts are read.
+/// Searches the blocks of one job, in three steps:
+///
+/// 1. Scan: the query's push-down filters ([`Pushdown`]) are checked against each block's
+///    row-group statistics, then on the few columns they name; what comes back is, per trace
+///    fragment with a passing row, how many rows pass each filter.
+/// 2. Combine: a trace may be spread over several blocks (each request is its own block until
+///    compaction merges them), so counts are summed over the job's blocks; a trace still short
+///    of the condition is looked for in the other blocks near it in time (bloom filters first,
+///    then a scan of the blocks they admit).
+/// 3. Evaluate: only traces that pass are read whole — their rows in this block, their other
+///    fragments through the index's blooms — and evaluated, until `limit` traces match.
 pub async fn run_job(
     index: &BlockIndex,
     job: &SearchJob,
@@ -211,48 +220,213 @@ pub async fn run_job(
 ) -> Result<JobResult, QueryError> {
     let loc = index.location();
     let all = index.blocks(&job.tenant).await?;
+    let push = Pushdown::new(&req.query);
     let mut out = JobResult::default();
+    let mut scans = Scans::default();
     for meta in &job.blocks {
-        let spans = reader::read_spans(loc, meta).await?;
-        out.inspected_bytes += meta.data_size;
-        out.inspected_spans += spans.len() as u64;
-        // Blocks are sorted by trace id: each trace is one run of rows.
-        for fragment in spans.chunk_by(|a, b| a.trace_id == b.trace_id) {
+        scans.scan(loc, meta, &push, &mut out).await?;
+    }
+    let mut totals: HashMap<[u8; 16], Vec<u32>, IdHash> = HashMap::default();
+    for meta in &job.blocks {
+        for f in scans.fragments(&meta.block_id) {
+            add_counts(totals.entry(f.trace_id).or_default(), &f.counts);
+        }
+    }
+    complete_counts(loc, &all, job, &push, &mut totals, &mut scans, &mut out).await?;
+    let mut evaluated: HashSet<[u8; 16], IdHash> = HashSet::default();
+    for meta in &job.blocks {
+        if out.traces.len() >= req.limit {
+            break;
+        }
+        // This block's candidates not already evaluated with an earlier block.
+        let batch: Vec<[u8; 16]> = scans
+            .fragments(&meta.block_id)
+            .iter()
+            .filter(|f| {
+                totals.get(&f.trace_id).is_some_and(|c| push.may_match(c))
+                    && evaluated.insert(f.trace_id)
+            })
+            .map(|f| f.trace_id)
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        let mut traces = scans.read_whole(loc, &all, meta, &batch).await?;
+        for id in &batch {
+            let spans = crate::trace_by_id::dedupe(traces.remove(id).unwrap_or_default());
             out.inspected_traces += 1;
-            let id = fragment[0].trace_id;
-            let start = fragment
-                .iter()
-                .map(|s| s.start_unix_nano)
-                .min()
-                .unwrap_or(0);
-            let end = fragment.iter().map(|s| s.end_unix_nano).max().unwrap_or(0);
-            let near = Some((
-                start.saturating_sub(FRAGMENT_SLACK_NANOS),
-                end.saturating_add(FRAGMENT_SLACK_NANOS),
-            ));
-            let others: Vec<&BlockMeta> = all
-                .iter()
-                .filter(|b| {
-                    b.meta.block_id != meta.block_id
-                        && overlaps(&b.meta, near)
-                        && b.bloom.may_contain(&id)
-                })
-                .map(|b| &b.meta)
-                .collect();
-            let found = if others.is_empty() {
-                evaluate(fragment, req)
-            } else {
-                let mut whole = fragment.to_vec();
-                for other in others {
-                    whole.extend(reader::read_trace(loc, other, &id).await?);
-                }
-                evaluate(&crate::trace_by_id::dedupe(whole), req)
-            };
-            out.traces.extend(found);
+            out.traces.extend(evaluate(&spans, req));
+            if out.traces.len() >= req.limit {
+                break;
+            }
         }
     }
     Ok(out)
 }
+
+/// The time window other fragments of traces in blocks spanning `start..end` may lie in.
+fn fragment_window(start: u64, end: u64) -> Option<(u64, u64)> {
+    Some((
+        start.saturating_sub(FRAGMENT_SLACK_NANOS),
+        end.saturating_add(FRAGMENT_SLACK_NANOS),
+    ))
+}
+
+fn add_counts(total: &mut Vec<u32>, counts: &[u32]) {
+    if total.len() < counts.len() {
+        total.resize(counts.len(), 0);
+    }
+    for (t, c) in total.iter_mut().zip(counts) {
+        *t = t.saturating_add(*c);
+    }
+}
+
+/// Scans of blocks, each done once per job.
+#[derive(Default)]
+struct Scans {
+    /// Filtered scans: fragments with passing rows.
+    done: HashMap<String, Vec<Fragment>>,
+    /// Unfiltered scans: where each trace's rows are.
+    layouts: HashMap<String, Vec<Fragment>>,
+}
+
+impl Scans {
+    /// The spans of `batch` (trace ids in stored order of `meta`, a block of the job) from
+    /// every block that may hold part of them: `meta` itself and the blocks near it in time
+    /// whose bloom filter admits one; only those traces' rows are read and converted.
+    async fn read_whole(
+        &mut self,
+        loc: &tempest_blocks::store::Location,
+        all: &[IndexedBlock],
+        meta: &BlockMeta,
+        batch: &[[u8; 16]],
+    ) -> Result<HashMap<[u8; 16], Vec<Span>, IdHash>, QueryError> {
+        let window = fragment_window(meta.start_time_unix_nano, meta.end_time_unix_nano);
+        let mut traces: HashMap<[u8; 16], Vec<Span>, IdHash> = HashMap::default();
+        for b in all.iter().filter(|b| overlaps(&b.meta, window)) {
+            let own = b.meta.block_id == meta.block_id;
+            let ids: Vec<&[u8; 16]> = batch
+                .iter()
+                .filter(|id| own || b.bloom.may_contain(id))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            if !self.layouts.contains_key(&b.meta.block_id) {
+                let (layout, _) = scan::scan(loc, &b.meta, &[]).await?;
+                self.layouts.insert(b.meta.block_id.clone(), layout);
+            }
+            let layout = self
+                .layouts
+                .get(&b.meta.block_id)
+                .map_or(&[][..], Vec::as_slice);
+            let mut rows: Vec<std::ops::Range<u64>> = ids
+                .iter()
+                .filter_map(|id| {
+                    let at = layout.binary_search_by(|f| f.trace_id.cmp(id)).ok()?;
+                    Some(layout[at].rows.clone())
+                })
+                .collect();
+            rows.sort_by_key(|r| r.start);
+            for span in scan::read_rows(loc, &b.meta, &rows).await? {
+                traces.entry(span.trace_id).or_default().push(span);
+            }
+        }
+        Ok(traces)
+    }
+
+    async fn scan(
+        &mut self,
+        loc: &tempest_blocks::store::Location,
+        meta: &BlockMeta,
+        push: &Pushdown,
+        out: &mut JobResult,
+    ) -> Result<(), QueryError> {
+        if self.done.contains_key(&meta.block_id) {
+            return Ok(());
+        }
+        let (fragments, stats) = scan::scan(loc, meta, &push.filters(meta)).await?;
+        let groups = (stats.row_groups_read + stats.row_groups_skipped).max(1) as u64;
+        out.inspected_bytes += meta.data_size * stats.row_groups_read as u64 / groups;
+        out.inspected_spans += stats.rows_scanned;
+        self.done.insert(meta.block_id.clone(), fragments);
+        Ok(())
+    }
+
+    fn fragments(&self, block_id: &str) -> &[Fragment] {
+        self.done.get(block_id).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Adds to `totals` the counts from blocks outside the job for traces whose counts so far fall
+/// short of the condition: a monotone condition can only be completed by more rows. Blocks
+/// near the job in time are checked by bloom until one admits such a trace, then scanned.
+async fn complete_counts(
+    loc: &tempest_blocks::store::Location,
+    all: &[IndexedBlock],
+    job: &SearchJob,
+    push: &Pushdown,
+    totals: &mut HashMap<[u8; 16], Vec<u32>, IdHash>,
+    scans: &mut Scans,
+    out: &mut JobResult,
+) -> Result<(), QueryError> {
+    let short: Vec<[u8; 16]> = totals
+        .iter()
+        .filter(|(_, c)| !push.may_match(c))
+        .map(|(id, _)| *id)
+        .collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    let window = job
+        .blocks
+        .iter()
+        .map(|b| (b.start_time_unix_nano, b.end_time_unix_nano))
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+        .map(|(s, e)| {
+            (
+                s.saturating_sub(FRAGMENT_SLACK_NANOS),
+                e.saturating_add(FRAGMENT_SLACK_NANOS),
+            )
+        });
+    let in_job: HashSet<&str> = job.blocks.iter().map(|b| b.block_id.as_str()).collect();
+    let outside = all
+        .iter()
+        .filter(|b| !in_job.contains(b.meta.block_id.as_str()) && overlaps(&b.meta, window));
+    for b in outside {
+        if !short.iter().any(|id| b.bloom.may_contain(id)) {
+            continue;
+        }
+        scans.scan(loc, &b.meta, push, out).await?;
+        for f in scans.fragments(&b.meta.block_id) {
+            if let Some(total) = totals.get_mut(&f.trace_id) {
+                add_counts(total, &f.counts);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hashes trace ids by folding their bytes: ids are random, so no keyed hash is needed, and
+/// some clients leave one half zero, so both halves count.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+}
+
+type IdHash = BuildHasherDefault<IdHasher>;
 
 /// The search result for one (whole) trace, if it matches.
 pub fn evaluate(trace: &[Span], req: &SearchRequest) -> Option<TraceSearchMetadata> {
@@ -328,6 +502,7 @@ mod tests {
             compaction_level: 0,
             created_at: String::new(),
             dedicated_columns: vec![],
+            generic_dedicated: Some(vec![]),
         }
     }
 

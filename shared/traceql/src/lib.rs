@@ -13,6 +13,7 @@
 //! ```
 
 mod ast;
+pub mod condition;
 mod eval;
 mod lexer;
 mod parser;
