@@ -13,6 +13,7 @@ use crate::BlockError;
 use crate::bloom::Bloom;
 use crate::meta::BlockMeta;
 use crate::reader;
+use crate::scan::Footer;
 use crate::store::Location;
 
 /// Blocks whose meta and bloom are fetched at once while refreshing.
@@ -25,6 +26,8 @@ pub struct IndexedBlock {
     pub meta: BlockMeta,
     /// Its trace-id bloom filter.
     pub bloom: Bloom,
+    /// Its data file's footer, read on first use and kept while the process stays warm.
+    pub footer: Arc<Footer>,
 }
 
 /// Per-tenant block indexes over one location, refreshed on each use.
@@ -78,7 +81,11 @@ impl BlockIndex {
                     return Ok(None);
                 };
                 let bloom = reader::read_bloom(loc, &meta).await?;
-                Ok::<_, BlockError>(Some(IndexedBlock { meta, bloom }))
+                Ok::<_, BlockError>(Some(IndexedBlock {
+                    meta,
+                    bloom,
+                    footer: Arc::default(),
+                }))
             })
             .buffer_unordered(FETCH_CONCURRENCY);
         while let Some(block) = fetched.next().await {

@@ -10,6 +10,7 @@ use tempest_traces::Span;
 use crate::BlockError;
 use crate::bloom::Bloom;
 use crate::meta::BlockMeta;
+use crate::scan::Footer;
 use crate::schema;
 use crate::store::Location;
 
@@ -82,23 +83,18 @@ pub async fn read_spans(loc: &Location, meta: &BlockMeta) -> Result<Vec<Span>, B
 pub(crate) const FOOTER_HINT: usize = 64 << 10;
 
 /// The spans of one trace in a block, reading only what is needed: the footer (one ranged
-/// read), then the row groups whose trace-id statistics admit the trace (one ranged read each,
-/// coalesced).
+/// read, unless `footer` holds it already), then the row groups whose trace-id statistics
+/// admit the trace (one ranged read each, coalesced).
 pub async fn read_trace(
     loc: &Location,
     meta: &BlockMeta,
+    footer: &Footer,
     trace_id: &[u8; 16],
 ) -> Result<Vec<Span>, BlockError> {
     use arrow_array::Array as _;
     use futures::TryStreamExt;
-    use parquet::arrow::ParquetRecordBatchStreamBuilder;
-    use parquet::arrow::async_reader::ParquetObjectReader;
     use parquet::file::statistics::Statistics;
-    let path = loc.path(&[&meta.tenant, &meta.block_id, "data.parquet"]);
-    let file = ParquetObjectReader::new(loc.store.clone(), path)
-        .with_file_size(meta.data_size)
-        .with_footer_size_hint(FOOTER_HINT);
-    let builder = ParquetRecordBatchStreamBuilder::new(file).await?;
+    let builder = crate::scan::open(loc, meta, footer).await?;
     let column = builder
         .parquet_schema()
         .columns()

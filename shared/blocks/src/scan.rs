@@ -14,7 +14,7 @@ use arrow_array::{
 use futures::TryStreamExt;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelector};
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::statistics::Statistics;
@@ -319,16 +319,42 @@ fn ints(col: &dyn Array) -> Option<Box<dyn Fn(usize) -> Option<i64> + '_>> {
     }))
 }
 
-/// The rows of one trace in a block and how many of them pass each filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fragment {
-    /// The trace.
-    pub trace_id: [u8; 16],
-    /// Its rows (block row numbers) among the row groups read: all of them when the scan
-    /// had no filters.
-    pub rows: Range<u64>,
-    /// Per filter, how many of its rows pass.
-    pub counts: Vec<u32>,
+/// What a scan found: per trace fragment of the block (in stored order, so by trace id), its
+/// rows and how many of them pass each filter. Flat arrays: a block has thousands of traces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// The traces, ascending.
+    pub trace_ids: Vec<[u8; 16]>,
+    /// Each trace's rows (block row numbers) among the row groups read: all of them when the
+    /// scan had no filters.
+    pub rows: Vec<Range<u64>>,
+    /// Per trace, one count per filter.
+    counts: Vec<u32>,
+    /// Filters per trace in `counts`.
+    width: usize,
+    /// What the scan read.
+    pub stats: ScanStats,
+}
+
+impl Scanned {
+    /// How many rows of the `i`th trace pass each filter.
+    pub fn counts(&self, i: usize) -> &[u32] {
+        &self.counts[i * self.width..(i + 1) * self.width]
+    }
+
+    /// The index of `trace_id`, if the scan found it.
+    pub fn find(&self, trace_id: &[u8; 16]) -> Option<usize> {
+        self.trace_ids.binary_search(trace_id).ok()
+    }
+
+    fn push(&mut self, trace_id: [u8; 16], rows: Range<u64>, counts: &[u32]) {
+        // Without filters every trace is kept; with them, only those with a passing row.
+        if counts.is_empty() || counts.iter().any(|&c| c > 0) {
+            self.trace_ids.push(trace_id);
+            self.rows.push(rows);
+            self.counts.extend_from_slice(counts);
+        }
+    }
 }
 
 /// What a scan read, for search metrics.
@@ -342,26 +368,49 @@ pub struct ScanStats {
     pub rows_scanned: u64,
 }
 
-async fn open(
+/// A block's Parquet footer, decoded once and kept with the block (the tenant index holds
+/// one per block), so a warm reader goes straight to the column chunks it needs.
+#[derive(Default)]
+pub struct Footer(tokio::sync::OnceCell<ArrowReaderMetadata>);
+
+impl std::fmt::Debug for Footer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.initialized() {
+            "Footer(read)"
+        } else {
+            "Footer(unread)"
+        })
+    }
+}
+
+/// Opens a block's data file for reading, through its footer (read on first use).
+pub(crate) async fn open(
     loc: &Location,
     meta: &BlockMeta,
+    footer: &Footer,
 ) -> Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>, BlockError> {
     let path = loc.path(&[&meta.tenant, &meta.block_id, "data.parquet"]);
-    let file = ParquetObjectReader::new(loc.store.clone(), path)
+    let mut file = ParquetObjectReader::new(loc.store.clone(), path)
         .with_file_size(meta.data_size)
         .with_footer_size_hint(crate::reader::FOOTER_HINT);
-    Ok(ParquetRecordBatchStreamBuilder::new(file).await?)
+    let md = footer
+        .0
+        .get_or_try_init(|| ArrowReaderMetadata::load_async(&mut file, Default::default()))
+        .await?
+        .clone();
+    Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(file, md))
 }
 
 /// The fragments of the block's traces that have a row passing some filter (every fragment
-/// when `filters` is empty), in stored order, with per-filter counts. Reads the footer, then
-/// the trace id and filtered columns of the row groups whose statistics admit a filter.
+/// when `filters` is empty), with per-filter counts. Reads the footer, then the trace id and
+/// filtered columns of the row groups whose statistics admit a filter.
 pub async fn scan(
     loc: &Location,
     meta: &BlockMeta,
+    footer: &Footer,
     filters: &[RowFilter],
-) -> Result<(Vec<Fragment>, ScanStats), BlockError> {
-    let builder = open(loc, meta).await?;
+) -> Result<Scanned, BlockError> {
+    let builder = open(loc, meta, footer).await?;
     let md = builder.metadata().clone();
     let groups = md.row_groups();
     let offsets: Vec<u64> = groups
@@ -375,13 +424,17 @@ pub async fn scan(
     let keep: Vec<usize> = (0..groups.len())
         .filter(|&g| filters.is_empty() || filters.iter().any(|f| f.may_pass(&groups[g])))
         .collect();
-    let mut stats = ScanStats {
-        row_groups_read: keep.len(),
-        row_groups_skipped: groups.len() - keep.len(),
-        rows_scanned: 0,
+    let mut out = Scanned {
+        width: filters.len(),
+        stats: ScanStats {
+            row_groups_read: keep.len(),
+            row_groups_skipped: groups.len() - keep.len(),
+            rows_scanned: 0,
+        },
+        ..Scanned::default()
     };
     if keep.is_empty() {
-        return Ok((Vec::new(), stats));
+        return Ok(out);
     }
     let mut names = vec![schema::columns::TRACE_ID];
     for f in filters {
@@ -405,14 +458,9 @@ pub async fn scan(
         .with_projection(mask)
         .with_row_groups(keep.clone())
         .build()?;
-    let mut out: Vec<Fragment> = Vec::new();
-    // The fragment being built, kept even when nothing passes until its trace ends.
-    let mut cur: Option<Fragment> = None;
-    let finish = |f: Fragment, out: &mut Vec<Fragment>| {
-        if filters.is_empty() || f.counts.iter().any(|&c| c > 0) {
-            out.push(f);
-        }
-    };
+    // The fragment being built: its trace, rows and counts.
+    let mut cur: Option<([u8; 16], Range<u64>)> = None;
+    let mut counts = vec![0u32; filters.len()];
     while let Some(batch) = stream.try_next().await? {
         let passes: Vec<Vec<bool>> = filters
             .iter()
@@ -423,7 +471,7 @@ pub async fn scan(
             .column_by_name(schema::columns::TRACE_ID)
             .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
             .ok_or_else(|| corrupt(&meta.block_id, "trace_id column"))?;
-        stats.rows_scanned += batch.num_rows() as u64;
+        out.stats.rows_scanned += batch.num_rows() as u64;
         for i in 0..batch.num_rows() {
             let row = positions
                 .next()
@@ -433,29 +481,24 @@ pub async fn scan(
                 .try_into()
                 .map_err(|_| corrupt(&meta.block_id, "trace id width"))?;
             match &mut cur {
-                Some(f) if f.trace_id == id => f.rows.end = row + 1,
+                Some((t, rows)) if *t == id => rows.end = row + 1,
                 _ => {
-                    if let Some(done) = cur.take() {
-                        finish(done, &mut out);
+                    if let Some((t, rows)) = cur.take() {
+                        out.push(t, rows, &counts);
                     }
-                    cur = Some(Fragment {
-                        trace_id: id,
-                        rows: row..row + 1,
-                        counts: vec![0; filters.len()],
-                    });
+                    counts.fill(0);
+                    cur = Some((id, row..row + 1));
                 }
             }
-            if let Some(f) = &mut cur {
-                for (c, p) in f.counts.iter_mut().zip(&passes) {
-                    *c += u32::from(p[i]);
-                }
+            for (c, p) in counts.iter_mut().zip(&passes) {
+                *c += u32::from(p[i]);
             }
         }
     }
-    if let Some(done) = cur.take() {
-        finish(done, &mut out);
+    if let Some((t, rows)) = cur.take() {
+        out.push(t, rows, &counts);
     }
-    Ok((out, stats))
+    Ok(out)
 }
 
 /// Every column of the given rows (block row numbers, ascending, not overlapping), converted
@@ -463,12 +506,13 @@ pub async fn scan(
 pub async fn read_rows(
     loc: &Location,
     meta: &BlockMeta,
+    footer: &Footer,
     rows: &[Range<u64>],
 ) -> Result<Vec<Span>, BlockError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let builder = open(loc, meta).await?;
+    let builder = open(loc, meta, footer).await?;
     let md = builder.metadata().clone();
     let groups = md.row_groups();
     let mut selected = Vec::new();

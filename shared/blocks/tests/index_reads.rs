@@ -171,7 +171,7 @@ async fn lookup_reads_a_fixed_number_of_objects() {
         let mut found = Vec::new();
         for c in &candidates {
             found.extend(
-                reader::read_trace(&loc, &c.meta, &wanted)
+                reader::read_trace(&loc, &c.meta, &c.footer, &wanted)
                     .await
                     .expect("read"),
             );
@@ -182,6 +182,14 @@ async fn lookup_reads_a_fixed_number_of_objects() {
         assert_eq!((lists, gets), (1, 0));
         // Per candidate block: the footer, then the row group holding the trace.
         assert_eq!(ranged, 2 * candidates.len() as u64);
+        // Again: the index keeps each block's footer, so only the row group is read.
+        store.reset();
+        for c in &candidates {
+            reader::read_trace(&loc, &c.meta, &c.footer, &wanted)
+                .await
+                .expect("read");
+        }
+        assert_eq!(store.counts(), (0, 0, candidates.len() as u64));
         assert!(
             candidates.len() <= 3,
             "bloom filters let {} of {BLOCKS} blocks through",

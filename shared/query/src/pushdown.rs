@@ -61,6 +61,11 @@ impl Pushdown {
         self.spans.iter().map(|c| row_filter(c, meta)).collect()
     }
 
+    /// How many filters [`Pushdown::filters`] returns.
+    pub fn width(&self) -> usize {
+        self.spans.len()
+    }
+
     /// Whether a trace whose rows pass the filters `counts` times may match.
     pub fn may_match(&self, counts: &[u32]) -> bool {
         self.formula.as_ref().is_none_or(|f| f.holds(counts))

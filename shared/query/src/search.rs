@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tempest_blocks::BlockMeta;
 use tempest_blocks::index::{BlockIndex, IndexedBlock};
-use tempest_blocks::scan::{self, Fragment};
+use tempest_blocks::scan::{self, Scanned};
 use tempest_core::TenantId;
 use tempest_traceql::Query;
 use tempest_traces::Span;
@@ -223,30 +223,55 @@ pub async fn run_job(
     let push = Pushdown::new(&req.query);
     let mut out = JobResult::default();
     let mut scans = Scans::default();
-    for meta in &job.blocks {
-        scans.scan(loc, meta, &push, &mut out).await?;
+    // The job's blocks as the index holds them (with their cached footers); a block gone
+    // since the search was planned was compacted away, its spans in a newer block.
+    let by_id: HashMap<&str, &IndexedBlock> =
+        all.iter().map(|b| (b.meta.block_id.as_str(), b)).collect();
+    let blocks: Vec<&IndexedBlock> = job
+        .blocks
+        .iter()
+        .filter_map(|m| by_id.get(m.block_id.as_str()).copied())
+        .collect();
+    for b in &blocks {
+        scans.scan(loc, b, &push, &mut out).await?;
     }
-    let mut totals: HashMap<[u8; 16], Vec<u32>, IdHash> = HashMap::default();
-    for meta in &job.blocks {
-        for f in scans.fragments(&meta.block_id) {
-            add_counts(totals.entry(f.trace_id).or_default(), &f.counts);
+    let in_job: Vec<&str> = blocks.iter().map(|b| b.meta.block_id.as_str()).collect();
+    let mut combined = scans.combine(&in_job, &[], &push);
+    if !combined.short.is_empty() {
+        // A trace short of the condition may have its other rows in blocks of other jobs.
+        let window = job
+            .blocks
+            .iter()
+            .map(|b| (b.start_time_unix_nano, b.end_time_unix_nano))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+            .and_then(|(start, end)| fragment_window(start, end));
+        let mut extra = Vec::new();
+        for b in all
+            .iter()
+            .filter(|b| !in_job.contains(&b.meta.block_id.as_str()) && overlaps(&b.meta, window))
+        {
+            if combined.short.iter().any(|id| b.bloom.may_contain(id)) {
+                scans.scan(loc, b, &push, &mut out).await?;
+                extra.push(b.meta.block_id.as_str());
+            }
+        }
+        if !extra.is_empty() {
+            combined = scans.combine(&in_job, &extra, &push);
         }
     }
-    complete_counts(loc, &all, job, &push, &mut totals, &mut scans, &mut out).await?;
     let mut evaluated: HashSet<[u8; 16], IdHash> = HashSet::default();
-    for meta in &job.blocks {
+    for b in &blocks {
+        let meta = &b.meta;
         if out.traces.len() >= req.limit {
             break;
         }
         // This block's candidates not already evaluated with an earlier block.
         let batch: Vec<[u8; 16]> = scans
-            .fragments(&meta.block_id)
+            .filtered(&meta.block_id)
+            .trace_ids
             .iter()
-            .filter(|f| {
-                totals.get(&f.trace_id).is_some_and(|c| push.may_match(c))
-                    && evaluated.insert(f.trace_id)
-            })
-            .map(|f| f.trace_id)
+            .filter(|id| combined.candidates.contains(*id) && evaluated.insert(**id))
+            .copied()
             .collect();
         if batch.is_empty() {
             continue;
@@ -272,25 +297,103 @@ fn fragment_window(start: u64, end: u64) -> Option<(u64, u64)> {
     ))
 }
 
-fn add_counts(total: &mut Vec<u32>, counts: &[u32]) {
-    if total.len() < counts.len() {
-        total.resize(counts.len(), 0);
-    }
-    for (t, c) in total.iter_mut().zip(counts) {
-        *t = t.saturating_add(*c);
-    }
+/// The traces of a job after combining counts across blocks.
+struct Combined {
+    /// Traces that may match.
+    candidates: HashSet<[u8; 16], IdHash>,
+    /// Traces with passing rows that still fall short of the condition.
+    short: Vec<[u8; 16]>,
 }
 
 /// Scans of blocks, each done once per job.
 #[derive(Default)]
 struct Scans {
-    /// Filtered scans: fragments with passing rows.
-    done: HashMap<String, Vec<Fragment>>,
+    /// Filtered scans: traces with passing rows.
+    filtered: HashMap<String, Scanned>,
     /// Unfiltered scans: where each trace's rows are.
-    layouts: HashMap<String, Vec<Fragment>>,
+    layouts: HashMap<String, Scanned>,
 }
 
 impl Scans {
+    async fn scan(
+        &mut self,
+        loc: &tempest_blocks::store::Location,
+        block: &IndexedBlock,
+        push: &Pushdown,
+        out: &mut JobResult,
+    ) -> Result<(), QueryError> {
+        let meta = &block.meta;
+        if self.filtered.contains_key(&meta.block_id) {
+            return Ok(());
+        }
+        let scanned = scan::scan(loc, meta, &block.footer, &push.filters(meta)).await?;
+        let st = &scanned.stats;
+        let groups = (st.row_groups_read + st.row_groups_skipped).max(1) as u64;
+        out.inspected_bytes += meta.data_size * st.row_groups_read as u64 / groups;
+        out.inspected_spans += st.rows_scanned;
+        self.filtered.insert(meta.block_id.clone(), scanned);
+        Ok(())
+    }
+
+    fn filtered(&self, block_id: &str) -> &Scanned {
+        static EMPTY: std::sync::OnceLock<Scanned> = std::sync::OnceLock::new();
+        self.filtered
+            .get(block_id)
+            .unwrap_or_else(|| EMPTY.get_or_init(Scanned::default))
+    }
+
+    /// Sums each trace's counts over the scans of `job` blocks and `extra` blocks (traces
+    /// only in `extra` blocks are another job's).
+    fn combine(&self, job: &[&str], extra: &[&str], push: &Pushdown) -> Combined {
+        let lists: Vec<(&Scanned, bool)> = job
+            .iter()
+            .map(|b| (self.filtered(b), true))
+            .chain(extra.iter().map(|b| (self.filtered(b), false)))
+            .collect();
+        let width = push.width();
+        let mut combined = Combined {
+            candidates: HashSet::default(),
+            short: Vec::new(),
+        };
+        // Traces short of the condition in one block, summed over blocks: slot per trace.
+        let mut slots: HashMap<[u8; 16], usize, IdHash> = HashMap::default();
+        let (mut ids, mut sums, mut in_job) = (Vec::new(), Vec::new(), Vec::new());
+        for (list, job_block) in lists {
+            for (i, id) in list.trace_ids.iter().enumerate() {
+                let counts = list.counts(i);
+                // Conditions are monotone: enough in one block is enough for the trace.
+                if job_block && push.may_match(counts) {
+                    combined.candidates.insert(*id);
+                    continue;
+                }
+                let slot = *slots.entry(*id).or_insert_with(|| {
+                    ids.push(*id);
+                    in_job.push(false);
+                    sums.resize(sums.len() + width, 0u32);
+                    ids.len() - 1
+                });
+                in_job[slot] |= job_block;
+                for (t, c) in sums[slot * width..(slot + 1) * width]
+                    .iter_mut()
+                    .zip(counts)
+                {
+                    *t = t.saturating_add(*c);
+                }
+            }
+        }
+        for (slot, id) in ids.into_iter().enumerate() {
+            if !in_job[slot] || combined.candidates.contains(&id) {
+                continue;
+            }
+            if push.may_match(&sums[slot * width..(slot + 1) * width]) {
+                combined.candidates.insert(id);
+            } else {
+                combined.short.push(id);
+            }
+        }
+        combined
+    }
+
     /// The spans of `batch` (trace ids in stored order of `meta`, a block of the job) from
     /// every block that may hold part of them: `meta` itself and the blocks near it in time
     /// whose bloom filter admits one; only those traces' rows are read and converted.
@@ -313,98 +416,23 @@ impl Scans {
                 continue;
             }
             if !self.layouts.contains_key(&b.meta.block_id) {
-                let (layout, _) = scan::scan(loc, &b.meta, &[]).await?;
+                let layout = scan::scan(loc, &b.meta, &b.footer, &[]).await?;
                 self.layouts.insert(b.meta.block_id.clone(), layout);
             }
-            let layout = self
-                .layouts
-                .get(&b.meta.block_id)
-                .map_or(&[][..], Vec::as_slice);
+            let Some(layout) = self.layouts.get(&b.meta.block_id) else {
+                continue;
+            };
             let mut rows: Vec<std::ops::Range<u64>> = ids
                 .iter()
-                .filter_map(|id| {
-                    let at = layout.binary_search_by(|f| f.trace_id.cmp(id)).ok()?;
-                    Some(layout[at].rows.clone())
-                })
+                .filter_map(|id| layout.find(id).map(|i| layout.rows[i].clone()))
                 .collect();
             rows.sort_by_key(|r| r.start);
-            for span in scan::read_rows(loc, &b.meta, &rows).await? {
+            for span in scan::read_rows(loc, &b.meta, &b.footer, &rows).await? {
                 traces.entry(span.trace_id).or_default().push(span);
             }
         }
         Ok(traces)
     }
-
-    async fn scan(
-        &mut self,
-        loc: &tempest_blocks::store::Location,
-        meta: &BlockMeta,
-        push: &Pushdown,
-        out: &mut JobResult,
-    ) -> Result<(), QueryError> {
-        if self.done.contains_key(&meta.block_id) {
-            return Ok(());
-        }
-        let (fragments, stats) = scan::scan(loc, meta, &push.filters(meta)).await?;
-        let groups = (stats.row_groups_read + stats.row_groups_skipped).max(1) as u64;
-        out.inspected_bytes += meta.data_size * stats.row_groups_read as u64 / groups;
-        out.inspected_spans += stats.rows_scanned;
-        self.done.insert(meta.block_id.clone(), fragments);
-        Ok(())
-    }
-
-    fn fragments(&self, block_id: &str) -> &[Fragment] {
-        self.done.get(block_id).map_or(&[], Vec::as_slice)
-    }
-}
-
-/// Adds to `totals` the counts from blocks outside the job for traces whose counts so far fall
-/// short of the condition: a monotone condition can only be completed by more rows. Blocks
-/// near the job in time are checked by bloom until one admits such a trace, then scanned.
-async fn complete_counts(
-    loc: &tempest_blocks::store::Location,
-    all: &[IndexedBlock],
-    job: &SearchJob,
-    push: &Pushdown,
-    totals: &mut HashMap<[u8; 16], Vec<u32>, IdHash>,
-    scans: &mut Scans,
-    out: &mut JobResult,
-) -> Result<(), QueryError> {
-    let short: Vec<[u8; 16]> = totals
-        .iter()
-        .filter(|(_, c)| !push.may_match(c))
-        .map(|(id, _)| *id)
-        .collect();
-    if short.is_empty() {
-        return Ok(());
-    }
-    let window = job
-        .blocks
-        .iter()
-        .map(|b| (b.start_time_unix_nano, b.end_time_unix_nano))
-        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
-        .map(|(s, e)| {
-            (
-                s.saturating_sub(FRAGMENT_SLACK_NANOS),
-                e.saturating_add(FRAGMENT_SLACK_NANOS),
-            )
-        });
-    let in_job: HashSet<&str> = job.blocks.iter().map(|b| b.block_id.as_str()).collect();
-    let outside = all
-        .iter()
-        .filter(|b| !in_job.contains(b.meta.block_id.as_str()) && overlaps(&b.meta, window));
-    for b in outside {
-        if !short.iter().any(|id| b.bloom.may_contain(id)) {
-            continue;
-        }
-        scans.scan(loc, &b.meta, push, out).await?;
-        for f in scans.fragments(&b.meta.block_id) {
-            if let Some(total) = totals.get_mut(&f.trace_id) {
-                add_counts(total, &f.counts);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Hashes trace ids by folding their bytes: ids are random, so no keyed hash is needed, and

@@ -34,7 +34,7 @@ pub async fn find(
     let loc = index.location();
     let reads = candidates
         .iter()
-        .map(|b| reader::read_trace(loc, &b.meta, trace_id));
+        .map(|b| reader::read_trace(loc, &b.meta, &b.footer, trace_id));
     let mut spans = Vec::new();
     let mut inspected_bytes = 0;
     for (found, b) in futures::future::join_all(reads)

@@ -377,3 +377,57 @@ async fn one_job_over_every_block_agrees_with_evaluating_every_trace() {
 async fn one_job_per_block_agrees_with_evaluating_every_trace() {
     agree(1).await;
 }
+
+/// Filters that no row group's statistics admit read no column at all: the search inspects no
+/// span, while a query the statistics cannot rule out scans every row.
+#[tokio::test]
+async fn statistics_skip_what_cannot_match() {
+    let c = corpus().await;
+    let total: u64 = c
+        .index
+        .blocks(&c.tenant)
+        .await
+        .expect("index")
+        .iter()
+        .map(|b| b.meta.span_count)
+        .sum();
+    let blocks = || async {
+        c.index
+            .blocks(&c.tenant)
+            .await
+            .expect("index")
+            .iter()
+            .map(|b| b.meta.clone())
+            .collect::<Vec<_>>()
+    };
+    for (q, skips_all) in [
+        (r#"{ name = "zzz" }"#, true),
+        (r#"{ duration > 1h }"#, true),
+        (r#"{ span.http.route = "/nope" }"#, true),
+        (r#"{ span.http.url = "aaa" && kind = server }"#, true),
+        // Some blocks also hold non-string or repeated service names: those are scanned.
+        (r#"{ resource.service.name = "aaa" }"#, false),
+        (r#"{ name = "GET" } | count() > 1"#, false),
+    ] {
+        let runner = Arc::new(LocalJobs::new(c.index.clone()));
+        let resp = search::run_jobs(
+            search::plan(&c.tenant, blocks().await, u64::MAX),
+            runner,
+            &request(q),
+            SearchMetrics::default(),
+        )
+        .await
+        .expect("search");
+        let metrics = resp.metrics.expect("metrics");
+        if skips_all {
+            assert_eq!(metrics.inspected_spans, 0, "{q}");
+            assert!(resp.traces.is_empty(), "{q}");
+        } else {
+            assert!(
+                metrics.inspected_spans > total / 2 && metrics.inspected_spans <= total,
+                "{q}: {} of {total}",
+                metrics.inspected_spans
+            );
+        }
+    }
+}
