@@ -436,6 +436,11 @@ pub async fn scan(
     if keep.is_empty() {
         return Ok(out);
     }
+    // Sized for every trace at once: a block knows how many it has.
+    let traces = usize::try_from(meta.trace_count).unwrap_or(0).min(1 << 24);
+    out.trace_ids.reserve(traces);
+    out.rows.reserve(traces);
+    out.counts.reserve(traces * filters.len());
     let mut names = vec![schema::columns::TRACE_ID];
     for f in filters {
         f.columns(&mut names);

@@ -355,6 +355,24 @@ impl Scans {
             candidates: HashSet::default(),
             short: Vec::new(),
         };
+        // Most traces are in one block only. A bitmap over id hashes marks those seen twice
+        // (or colliding): only they need summing in a hash map.
+        let total: usize = lists.iter().map(|(l, _)| l.trace_ids.len()).sum();
+        let bits = (total * 16).next_power_of_two().max(64);
+        let (mut once, mut twice) = (vec![0u64; bits / 64], vec![0u64; bits / 64]);
+        let bit = |id: &[u8; 16]| {
+            let mut h = IdHasher::default();
+            h.write(id);
+            (h.finish() >> 20) as usize & (bits - 1)
+        };
+        for (list, _) in &lists {
+            for id in &list.trace_ids {
+                let b = bit(id);
+                let (word, mask) = (b / 64, 1u64 << (b % 64));
+                twice[word] |= once[word] & mask;
+                once[word] |= mask;
+            }
+        }
         // Traces short of the condition in one block, summed over blocks: slot per trace.
         let mut slots: HashMap<[u8; 16], usize, IdHash> = HashMap::default();
         let (mut ids, mut sums, mut in_job) = (Vec::new(), Vec::new(), Vec::new());
@@ -364,6 +382,14 @@ impl Scans {
                 // Conditions are monotone: enough in one block is enough for the trace.
                 if job_block && push.may_match(counts) {
                     combined.candidates.insert(*id);
+                    continue;
+                }
+                let b = bit(id);
+                if twice[b / 64] & (1u64 << (b % 64)) == 0 {
+                    // In this block only: decided by its own counts.
+                    if job_block {
+                        combined.short.push(*id);
+                    }
                     continue;
                 }
                 let slot = *slots.entry(*id).or_insert_with(|| {
