@@ -169,12 +169,27 @@ fn spans_of(trace: &Value) -> Vec<(Value, String, String)> {
     out
 }
 
-async fn scenario(storage: Option<&str>) {
+/// Runs the scenario against blocks in `storage` (the data folder's when `None`); with
+/// `worker`, every search job goes to a second Tempest's `search-worker` over HTTP.
+async fn scenario(storage: Option<&str>, worker: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let args: Vec<&str> = storage
-        .map(|s| vec!["--traces-storage", s])
+    let traces = storage
+        .map(str::to_owned)
+        .unwrap_or_else(|| dir.path().join("traces").display().to_string());
+    let args = ["--traces-storage", traces.as_str()];
+    let worker_dir = tempfile::tempdir().expect("tempdir");
+    let worker = match worker {
+        true => Some(Tempest::start(worker_dir.path(), &args, &[]).await),
+        false => None,
+    };
+    let worker_url = worker
+        .as_ref()
+        .map(|w| format!("http://127.0.0.1:{}/tempest/search-worker", w.query_port));
+    let envs: Vec<(&str, &str)> = worker_url
+        .as_deref()
+        .map(|u| vec![("TEMPEST_SEARCH_WORKER_URL", u)])
         .unwrap_or_default();
-    let t = Tempest::start(dir.path(), &args, &[]).await;
+    let t = Tempest::start(dir.path(), &args, &envs).await;
     let (trace_id, described) = tempest_tests::clients::otel_export(
         "http",
         format!("http://127.0.0.1:{}/v1/traces", t.otlp_port),
@@ -403,13 +418,61 @@ async fn scenario(storage: Option<&str>) {
 
 #[tokio::test]
 async fn tempo_api_on_local_disk() {
-    scenario(None).await;
+    scenario(None, false).await;
 }
 
 #[tokio::test]
 async fn tempo_api_on_moto_s3() {
     let (_moto, storage) = tempest_tests::emulators::moto_s3().await;
-    scenario(Some(&storage)).await;
+    scenario(Some(&storage), false).await;
+}
+
+/// The same answers when `query` sends each search job to a separate `search-worker` process.
+#[tokio::test]
+async fn search_jobs_through_a_search_worker_on_moto_s3() {
+    let (_moto, storage) = tempest_tests::emulators::moto_s3().await;
+    scenario(Some(&storage), true).await;
+}
+
+/// The search-worker rejects malformed jobs with a 400 naming the problem.
+#[tokio::test]
+async fn search_worker_rejects_malformed_jobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tempest::start(dir.path(), &[], &[]).await;
+    let url = format!("http://127.0.0.1:{}/tempest/search-worker", t.query_port);
+    let http = reqwest::Client::new();
+    let job = |query: &str, tenant: &str| {
+        serde_json::json!({
+            "tenant": tenant, "blocks": [], "query": query, "limit": 20, "spss": 3
+        })
+        .to_string()
+    };
+    for (body, expected) in [
+        ("not json".to_owned(), "search job"),
+        ("{}".to_owned(), "missing field"),
+        (job("{ .a = }", "t"), "parse error"),
+        (job("{ }", "../etc"), "tenant"),
+    ] {
+        let resp = http
+            .post(&url)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), 400, "{body}");
+        let text = resp.text().await.expect("body");
+        assert!(text.contains(expected), "{body}: {text}");
+    }
+    // A well-formed job over no blocks finds nothing.
+    let resp = http
+        .post(&url)
+        .body(job("{ }", "t"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(answer["traces"], serde_json::json!([]));
 }
 
 /// Every malformed request is a 400 whose text names what was wrong, and nothing panics.
@@ -468,4 +531,43 @@ async fn bad_requests_are_400_with_a_message() {
     assert_eq!(empty.status(), 200);
     let body: Value = empty.json().await.expect("JSON");
     assert_eq!(body["traces"], serde_json::json!([]));
+}
+
+/// With a search-worker URL configured, searches really go to it: an unreachable worker is a
+/// 500 naming it, while trace lookups (no jobs) still work.
+#[tokio::test]
+async fn search_uses_the_configured_worker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead = format!(
+        "http://127.0.0.1:{}/tempest/search-worker",
+        tempest_tests::free_port()
+    );
+    let t = Tempest::start(dir.path(), &[], &[("TEMPEST_SEARCH_WORKER_URL", &dead)]).await;
+    let (trace_id, _) = tempest_tests::clients::otel_export(
+        "http",
+        format!("http://127.0.0.1:{}/v1/traces", t.otlp_port),
+        TENANT,
+    )
+    .await;
+    let api = Api {
+        base: format!("http://127.0.0.1:{}", t.query_port),
+        http: reqwest::Client::new(),
+    };
+    let resp = api
+        .get(
+            &format!("/api/search?q={}", urlencode("{ }")),
+            "*/*",
+            Some(TENANT),
+        )
+        .await;
+    assert_eq!(resp.status(), 500);
+    let text = resp.text().await.expect("body");
+    assert!(
+        text.contains("search worker") && text.contains(&dead),
+        "{text}"
+    );
+    let found = api
+        .get(&format!("/api/traces/{trace_id}"), "*/*", Some(TENANT))
+        .await;
+    assert_eq!(found.status(), 200);
 }

@@ -74,6 +74,11 @@ pub const CATALOG: &[Function] = &[
         trigger: Trigger::Http,
         summary: "Tempo query API: trace by ID, TraceQL search, tags",
     },
+    Function {
+        name: "search-worker",
+        trigger: Trigger::Invoked,
+        summary: "one search job over a slice of blocks (JSON)",
+    },
 ];
 
 /// The `ingest` function's receivers, all committing to the same block location.
@@ -116,11 +121,61 @@ pub fn ingest_receivers(
     })
 }
 
-/// The `query` function: Tempo's HTTP query API over the blocks at `storage`, search jobs run
-/// as tasks of this process.
-pub fn query_http(storage: &str) -> anyhow::Result<Router> {
+/// The `query` function: Tempo's HTTP query API over the blocks at `storage`. Search jobs run
+/// as tasks of this process, or, given a `search-worker` URL, each in a worker reached by an
+/// HTTP POST of the job.
+pub fn query_http(storage: &str, search_worker: Option<&str>) -> anyhow::Result<Router> {
     let loc = tempest_blocks::store::Location::open(storage)?;
-    Ok(tempest_query::router(tempest_query::QueryApi::new(loc)))
+    let api = match search_worker {
+        None => tempest_query::QueryApi::new(loc),
+        Some(url) => {
+            let invoker = Arc::new(HttpInvoker {
+                client: reqwest::Client::new(),
+                url: url.to_owned(),
+            });
+            tempest_query::QueryApi::with_jobs(
+                loc,
+                Arc::new(tempest_query::worker::InvokedJobs::new(invoker)),
+            )
+        }
+    };
+    Ok(tempest_query::router(api))
+}
+
+/// The `search-worker` function over HTTP, at [`tempest_query::router::SEARCH_WORKER_PATH`].
+pub fn search_worker_http(storage: &str) -> anyhow::Result<Router> {
+    let loc = tempest_blocks::store::Location::open(storage)?;
+    Ok(tempest_query::router::search_worker_router(loc))
+}
+
+/// Invokes a `search-worker` with an HTTP POST of the job.
+struct HttpInvoker {
+    client: reqwest::Client,
+    url: String,
+}
+
+#[tempest_query::async_trait]
+impl tempest_query::worker::Invoker for HttpInvoker {
+    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        let resp = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(payload)
+            .send()
+            .await
+            .map_err(|e| format!("POST {}: {e}", self.url))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!(
+                "POST {}: {status}: {}",
+                self.url,
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        Ok(body.to_vec())
+    }
 }
 
 /// The HTTP functions that make up the Dapr API (invoke, state, publish, secrets, metadata).

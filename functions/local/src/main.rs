@@ -206,7 +206,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         (
             config.traces.query_port,
-            tempest_catalog::query_http(&storage)?,
+            // The query API, with the search-worker function beside it.
+            tempest_catalog::query_http(&storage, config.traces.search_worker_url.as_deref())?
+                .merge(tempest_catalog::search_worker_http(&storage)?),
             "Tempo query API",
         ),
     ] {

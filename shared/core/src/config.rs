@@ -75,6 +75,9 @@ pub struct TracesConfig {
     pub max_body_size: usize,
     /// Export Tempest's own spans (service `tempest`) into its OTLP/HTTP receiver.
     pub self_telemetry: bool,
+    /// Send each search job to the `search-worker` at this URL (HTTP POST) instead of
+    /// running it in the query process.
+    pub search_worker_url: Option<String>,
 }
 
 impl Default for TracesConfig {
@@ -89,6 +92,7 @@ impl Default for TracesConfig {
             query_port: 3200,
             max_body_size: 20 << 20,
             self_telemetry: true,
+            search_worker_url: None,
         }
     }
 }
@@ -217,6 +221,10 @@ impl Config {
                 "TEMPEST_ZIPKIN_PORT" => self.traces.zipkin_port = parse_num(name, value)?,
                 "TEMPEST_JAEGER_PORT" => self.traces.jaeger_port = parse_num(name, value)?,
                 "TEMPEST_QUERY_PORT" => self.traces.query_port = parse_num(name, value)?,
+                "TEMPEST_SEARCH_WORKER_URL" => {
+                    self.traces.search_worker_url =
+                        Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+                }
                 "TEMPEST_SELF_TELEMETRY" => {
                     self.traces.self_telemetry =
                         !matches!(value.trim(), "0" | "false" | "off" | "no")

@@ -10,7 +10,9 @@ pub mod search;
 pub mod tags;
 pub mod tempopb;
 pub mod trace_by_id;
+pub mod worker;
 
+pub use async_trait::async_trait;
 pub use router::{QueryApi, router};
 
 /// Why a query failed.
@@ -22,4 +24,7 @@ pub enum QueryError {
     /// Reading blocks failed (500).
     #[error("reading blocks: {0}")]
     Storage(#[from] tempest_blocks::BlockError),
+    /// A `search-worker` failed or answered something unreadable (500).
+    #[error("search worker: {0}")]
+    Worker(String),
 }

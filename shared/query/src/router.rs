@@ -19,6 +19,7 @@ use tempest_core::TenantId;
 use crate::search::{DEFAULT_LIMIT, DEFAULT_SPSS, JobRunner, LocalJobs, MAX_SPSS, SearchRequest};
 use crate::tags::Scope;
 use crate::tempopb::{TraceByIdMetrics, TraceByIdResponse};
+use crate::worker;
 use crate::{QueryError, json, params, search, tags, trace_by_id};
 
 /// What the query API serves from.
@@ -45,6 +46,25 @@ impl QueryApi {
             jobs,
         }
     }
+}
+
+/// Where the `search-worker` function takes jobs over HTTP (POST, JSON).
+pub const SEARCH_WORKER_PATH: &str = "/tempest/search-worker";
+
+/// The `search-worker` function over HTTP: `POST` a [`worker::WorkerRequest`], get a
+/// [`worker::WorkerResponse`]; a malformed job is 400 with the reason.
+pub fn search_worker_router(loc: Location) -> Router {
+    let index = Arc::new(BlockIndex::new(loc));
+    Router::new()
+        .route(
+            SEARCH_WORKER_PATH,
+            axum::routing::post(
+                |State(index): State<Arc<BlockIndex>>, body: axum::body::Bytes| async move {
+                    worker::handle(&index, &body).await.map(axum::Json)
+                },
+            ),
+        )
+        .with_state(index)
 }
 
 /// The version reported by `/api/status/buildinfo`: Grafana gates features on Tempo's version,
@@ -75,6 +95,14 @@ impl IntoResponse for QueryError {
             QueryError::Storage(e) => {
                 tracing::error!(error = %e, "query failed reading blocks");
                 (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+            }
+            QueryError::Worker(e) => {
+                tracing::error!(error = %e, "search worker failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("search worker: {e}"),
+                )
+                    .into_response()
             }
         }
     }

@@ -39,7 +39,7 @@ pub struct TraceByIdResponse {
 }
 
 /// `tempopb.Span` of a search result.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct SearchSpan {
     /// Span id, 16 hex digits.
     #[prost(string, tag = "1")]
@@ -59,7 +59,7 @@ pub struct SearchSpan {
 }
 
 /// `tempopb.SpanSet`.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct SpanSet {
     /// Up to `spss` matched spans.
     #[prost(message, repeated, tag = "1")]
@@ -73,7 +73,7 @@ pub struct SpanSet {
 }
 
 /// `tempopb.TraceSearchMetadata`.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct TraceSearchMetadata {
     /// Trace id, hex without leading zeros (as Tempo prints it).
     #[prost(string, tag = "1")]

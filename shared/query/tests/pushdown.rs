@@ -16,9 +16,10 @@ use tempest_blocks::reader;
 use tempest_blocks::store::Location;
 use tempest_blocks::writer::write_block_with;
 use tempest_core::TenantId;
-use tempest_query::search::{self, LocalJobs, SearchRequest};
+use tempest_query::search::{self, JobRunner, LocalJobs, SearchRequest};
 use tempest_query::tempopb::{SearchMetrics, TraceSearchMetadata};
 use tempest_query::trace_by_id::dedupe;
+use tempest_query::worker::{self, InvokedJobs, Invoker};
 use tempest_traces::{AnyValue, KeyValue, Resource, Scope, Span, SpanKind};
 
 /// A small deterministic generator (xorshift).
@@ -273,11 +274,13 @@ fn by_id(traces: Vec<TraceSearchMetadata>) -> BTreeMap<String, TraceSearchMetada
         .collect()
 }
 
-/// Searches with jobs of at most `job_bytes` bytes.
+/// Searches with jobs of at most `job_bytes` bytes, run by `runner` (in-process tasks when
+/// `None`).
 async fn search(
     c: &Corpus,
     req: &SearchRequest,
     job_bytes: u64,
+    runner: Option<Arc<dyn JobRunner>>,
 ) -> BTreeMap<String, TraceSearchMetadata> {
     let blocks = c
         .index
@@ -288,7 +291,7 @@ async fn search(
         .map(|b| b.meta.clone())
         .collect();
     let jobs = search::plan(&c.tenant, blocks, job_bytes);
-    let runner = Arc::new(LocalJobs::new(c.index.clone()));
+    let runner = runner.unwrap_or_else(|| Arc::new(LocalJobs::new(c.index.clone())));
     let resp = search::run_jobs(jobs, runner, req, SearchMetrics::default())
         .await
         .expect("search");
@@ -331,9 +334,13 @@ fn queries() -> Vec<String> {
     out
 }
 
-/// Runs every query both ways with jobs of at most `job_bytes` bytes.
-async fn agree(job_bytes: u64) {
+/// Runs every query both ways with jobs of at most `job_bytes` bytes; with `through_worker`,
+/// each job goes through the search-worker's JSON contract.
+async fn agree(job_bytes: u64, through_worker: bool) {
     let c = corpus().await;
+    let runner: Option<Arc<dyn JobRunner>> = through_worker.then(|| {
+        Arc::new(InvokedJobs::new(Arc::new(InProcess(c.index.clone())))) as Arc<dyn JobRunner>
+    });
     let queries = queries();
     assert!(queries.len() > 200, "corpus too small: {}", queries.len());
     let mut matched_somewhere = 0;
@@ -348,7 +355,7 @@ async fn agree(job_bytes: u64) {
         if !want.is_empty() {
             matched_somewhere += 1;
         }
-        let got = search(&c, &req, job_bytes).await;
+        let got = search(&c, &req, job_bytes, runner.clone()).await;
         let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
         let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
         assert!(
@@ -369,13 +376,33 @@ async fn agree(job_bytes: u64) {
 
 #[tokio::test]
 async fn one_job_over_every_block_agrees_with_evaluating_every_trace() {
-    agree(u64::MAX).await;
+    agree(u64::MAX, false).await;
 }
 
 /// Each block its own job: a trace's counts then come partly from blocks of other jobs.
 #[tokio::test]
 async fn one_job_per_block_agrees_with_evaluating_every_trace() {
-    agree(1).await;
+    agree(1, false).await;
+}
+
+/// Calls the search-worker function in this process, through its JSON contract.
+struct InProcess(Arc<BlockIndex>);
+
+#[tempest_query::async_trait]
+impl Invoker for InProcess {
+    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        let answer = worker::handle(&self.0, &payload)
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::to_vec(&answer).map_err(|e| e.to_string())
+    }
+}
+
+/// Jobs sent as JSON (the query re-parsed from its canonical text) and answered as JSON give
+/// the same results.
+#[tokio::test]
+async fn jobs_through_the_search_worker_contract_agree_with_evaluating_every_trace() {
+    agree(1, true).await;
 }
 
 /// Filters that no row group's statistics admit read no column at all: the search inspects no

@@ -40,6 +40,8 @@ pub struct Query {
     /// Attributes a matched span shows: those referenced by filters, `by()`, aggregates and
     /// `select()`, in query order, minus the intrinsics Tempo leaves out.
     shown: Vec<Attribute>,
+    /// The text it was parsed from.
+    source: String,
 }
 
 /// One result spanset.
@@ -69,10 +71,20 @@ pub struct MatchedSpan {
 }
 
 impl Query {
-    pub(crate) fn new(pipeline: Pipeline) -> Self {
+    pub(crate) fn new(pipeline: Pipeline, source: &str) -> Self {
         let mut shown = Vec::new();
         collect_pipeline(&pipeline, &mut shown);
-        Query { pipeline, shown }
+        Query {
+            pipeline,
+            shown,
+            source: source.to_owned(),
+        }
+    }
+
+    /// The text the query was parsed from (to pass it on: [`parse`] of it gives this query
+    /// again; the canonical `Display` form is for showing).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The spansets this trace yields (empty when the trace does not match). `trace` holds all

@@ -56,7 +56,7 @@ pub fn parse(query: &str) -> Result<Query, ParseError> {
             return Err(p.unexpected(expecting));
         }
     }
-    Ok(Query::new(pipeline))
+    Ok(Query::new(pipeline, query))
 }
 
 /// A field-expression node while parsing: `nil` is only valid next to `=`/`!=`.
