@@ -8,13 +8,17 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
+use arrow_array::types::Int32Type;
 use arrow_array::{
-    Array, FixedSizeBinaryArray, Int8Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, DictionaryArray, FixedSizeBinaryArray, Int8Array, Int32Array, Int64Array, RecordBatch,
+    StringArray,
 };
 use futures::TryStreamExt;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::statistics::Statistics;
@@ -239,18 +243,9 @@ impl RowFilter {
                 }
                 out
             }
-            RowFilter::Str { column, op, value } => {
-                let col = strings(batch, column)?;
-                (0..n)
-                    .map(|i| {
-                        if col.is_null(i) {
-                            *op == Cmp::Ne
-                        } else {
-                            op.holds(col.value(i).cmp(value.as_str()))
-                        }
-                    })
-                    .collect()
-            }
+            RowFilter::Str { column, op, value } => strings(batch, column, *op == Cmp::Ne, |v| {
+                op.holds(v.cmp(value.as_str()))
+            })?,
             RowFilter::Num { column, op, value } => {
                 let col = batch
                     .column_by_name(column)
@@ -268,12 +263,7 @@ impl RowFilter {
                 column,
                 regex,
                 negate,
-            } => {
-                let col = strings(batch, column)?;
-                (0..n)
-                    .map(|i| !col.is_null(i) && regex.is_match(col.value(i)) != *negate)
-                    .collect()
-            }
+            } => strings(batch, column, false, |v| regex.is_match(v) != *negate)?,
             RowFilter::NotNull { column } => {
                 let col = batch
                     .column_by_name(column)
@@ -281,25 +271,66 @@ impl RowFilter {
                 (0..n).map(|i| !col.is_null(i)).collect()
             }
             RowFilter::HasKey { column, key } => {
-                let col = strings(batch, column)?;
                 // Attribute lists are `[["key",value],…]`: a key is always `["key",` there.
                 let mut needle = String::from("[");
                 crate::attrs::push_json_str(&mut needle, key);
                 needle.push(',');
                 let finder = memchr::memmem::Finder::new(needle.as_bytes());
-                (0..n)
-                    .map(|i| !col.is_null(i) && finder.find(col.value(i).as_bytes()).is_some())
-                    .collect()
+                strings(batch, column, false, |v| {
+                    finder.find(v.as_bytes()).is_some()
+                })?
             }
         })
     }
 }
 
-fn strings<'a>(batch: &'a RecordBatch, column: &str) -> Result<&'a StringArray, String> {
-    batch
+/// Applies `test` to each row of a string column (plain or dictionary-encoded: then once per
+/// distinct value); nulls get `null`.
+fn strings(
+    batch: &RecordBatch,
+    column: &str,
+    null: bool,
+    test: impl Fn(&str) -> bool,
+) -> Result<Vec<bool>, String> {
+    let col = batch
         .column_by_name(column)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| format!("column {column} is not a string column"))
+        .ok_or_else(|| format!("column {column} missing"))?;
+    let any = col.as_any();
+    if let Some(a) = any.downcast_ref::<StringArray>() {
+        return Ok((0..a.len())
+            .map(|i| if a.is_null(i) { null } else { test(a.value(i)) })
+            .collect());
+    }
+    let d = any
+        .downcast_ref::<DictionaryArray<Int32Type>>()
+        .ok_or_else(|| format!("column {column} is not a string column"))?;
+    let values = d
+        .values()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| format!("column {column} has non-string dictionary values"))?;
+    let per_value: Vec<bool> = (0..values.len())
+        .map(|j| {
+            if values.is_null(j) {
+                null
+            } else {
+                test(values.value(j))
+            }
+        })
+        .collect();
+    let keys = d.keys();
+    Ok((0..keys.len())
+        .map(|i| {
+            if keys.is_null(i) {
+                null
+            } else {
+                usize::try_from(keys.value(i))
+                    .ok()
+                    .and_then(|k| per_value.get(k).copied())
+                    .unwrap_or(null)
+            }
+        })
+        .collect())
 }
 
 /// Reads row `i` of an integer column of any width; `None` for nulls.
@@ -371,11 +402,16 @@ pub struct ScanStats {
 /// A block's Parquet footer, decoded once and kept with the block (the tenant index holds
 /// one per block), so a warm reader goes straight to the column chunks it needs.
 #[derive(Default)]
-pub struct Footer(tokio::sync::OnceCell<ArrowReaderMetadata>);
+pub struct Footer {
+    /// As stored.
+    plain: tokio::sync::OnceCell<ArrowReaderMetadata>,
+    /// With [`schema::scan_schema`]'s dictionary columns, for filtering scans.
+    scan: std::sync::OnceLock<ArrowReaderMetadata>,
+}
 
 impl std::fmt::Debug for Footer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.initialized() {
+        f.write_str(if self.plain.initialized() {
             "Footer(read)"
         } else {
             "Footer(unread)"
@@ -389,16 +425,25 @@ pub(crate) async fn open(
     meta: &BlockMeta,
     footer: &Footer,
 ) -> Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>, BlockError> {
+    let (file, md) = open_file(loc, meta, footer).await?;
+    Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(file, md))
+}
+
+async fn open_file(
+    loc: &Location,
+    meta: &BlockMeta,
+    footer: &Footer,
+) -> Result<(ParquetObjectReader, ArrowReaderMetadata), BlockError> {
     let path = loc.path(&[&meta.tenant, &meta.block_id, "data.parquet"]);
     let mut file = ParquetObjectReader::new(loc.store.clone(), path)
         .with_file_size(meta.data_size)
         .with_footer_size_hint(crate::reader::FOOTER_HINT);
     let md = footer
-        .0
+        .plain
         .get_or_try_init(|| ArrowReaderMetadata::load_async(&mut file, Default::default()))
         .await?
         .clone();
-    Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(file, md))
+    Ok((file, md))
 }
 
 /// The fragments of the block's traces that have a row passing some filter (every fragment
@@ -410,8 +455,8 @@ pub async fn scan(
     footer: &Footer,
     filters: &[RowFilter],
 ) -> Result<Scanned, BlockError> {
-    let builder = open(loc, meta, footer).await?;
-    let md = builder.metadata().clone();
+    let (file, plain) = open_file(loc, meta, footer).await?;
+    let md = plain.metadata().clone();
     let groups = md.row_groups();
     let offsets: Vec<u64> = groups
         .iter()
@@ -441,6 +486,20 @@ pub async fn scan(
     out.trace_ids.reserve(traces);
     out.rows.reserve(traces);
     out.counts.reserve(traces * filters.len());
+    let scan_md = match footer.scan.get() {
+        Some(md) => md.clone(),
+        None => {
+            static SCHEMA: std::sync::OnceLock<arrow_schema::SchemaRef> =
+                std::sync::OnceLock::new();
+            let schema = SCHEMA.get_or_init(schema::scan_schema).clone();
+            let md = ArrowReaderMetadata::try_new(
+                md.clone(),
+                ArrowReaderOptions::new().with_schema(schema),
+            )?;
+            footer.scan.get_or_init(|| md).clone()
+        }
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(file, scan_md);
     let mut names = vec![schema::columns::TRACE_ID];
     for f in filters {
         f.columns(&mut names);

@@ -138,7 +138,7 @@ fn columns() -> Vec<Column> {
         // Sorted, each id repeated for the spans of its trace: zstd folds the repeats.
         Column {
             zstd: true,
-            ..plain(col("trace_id", DataType::FixedSizeBinary(16)))
+            ..plain(col(columns::TRACE_ID, DataType::FixedSizeBinary(16)))
         },
         // Random bytes: nothing compresses them.
         Column {
@@ -155,9 +155,9 @@ fn columns() -> Vec<Column> {
         // Often high-cardinality (`GET /items/57`) with shared prefixes: zstd pays.
         Column {
             zstd: true,
-            ..col("name", DataType::Utf8)
+            ..col(columns::NAME, DataType::Utf8)
         },
-        col("kind", DataType::Int8),
+        col(columns::KIND, DataType::Int8),
         // Close together within a trace: deltas are small. Durations are not, but delta
         // packing stores them in their significant bits without a compression context.
         Column {
@@ -166,13 +166,13 @@ fn columns() -> Vec<Column> {
         },
         Column {
             encoding: Some(Encoding::DELTA_BINARY_PACKED),
-            ..plain(col("duration_nano", DataType::Int64))
+            ..plain(col(columns::DURATION, DataType::Int64))
         },
-        col("status_code", DataType::Int32),
-        col("status_message", DataType::Utf8),
+        col(columns::STATUS_CODE, DataType::Int32),
+        col(columns::STATUS_MESSAGE, DataType::Utf8),
         Column {
             nullable: true,
-            ..col("service_name", DataType::Utf8)
+            ..col(columns::SERVICE_NAME, DataType::Utf8)
         },
     ];
     for (_, name, kind) in DEDICATED {
@@ -193,14 +193,14 @@ fn columns() -> Vec<Column> {
         ..plain(col(name, DataType::Utf8))
     };
     out.extend([
-        json("attributes"),
+        json(columns::SPAN_ATTRIBUTES),
         json("events"),
         Column {
             statistics: false,
-            ..col("resource_attributes", DataType::Utf8)
+            ..col(columns::RESOURCE_ATTRIBUTES, DataType::Utf8)
         },
-        col("scope_name", DataType::Utf8),
-        col("scope_version", DataType::Utf8),
+        col(columns::SCOPE_NAME, DataType::Utf8),
+        col(columns::SCOPE_VERSION, DataType::Utf8),
         Column {
             statistics: false,
             ..col("other", DataType::Utf8)
@@ -214,6 +214,24 @@ pub fn schema() -> SchemaRef {
     let fields: Vec<Field> = columns()
         .into_iter()
         .map(|c| Field::new(c.name, c.data_type, c.nullable))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The schema for filtering scans: string columns stored with a dictionary are read as Arrow
+/// dictionaries, so a filter tests each distinct value once instead of every row's copy.
+pub fn scan_schema() -> SchemaRef {
+    let fields: Vec<Field> = columns()
+        .into_iter()
+        .map(|c| {
+            let data_type = match c.data_type {
+                DataType::Utf8 if c.dictionary => {
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+                }
+                other => other,
+            };
+            Field::new(c.name, data_type, c.nullable)
+        })
         .collect();
     Arc::new(Schema::new(fields))
 }
@@ -615,23 +633,27 @@ fn parse_events(text: &str) -> Result<Vec<Event>, String> {
 
 /// Converts a record batch of a block back into spans, sharing equal resources and scopes.
 pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
-    let trace_id = column::<FixedSizeBinaryArray>(batch, "trace_id")?;
+    let trace_id = column::<FixedSizeBinaryArray>(batch, columns::TRACE_ID)?;
     let span_id = column::<FixedSizeBinaryArray>(batch, "span_id")?;
     let parent = column::<FixedSizeBinaryArray>(batch, "parent_span_id")?;
     let s = |name| column::<StringArray>(batch, name);
-    let (name, status_message, service) = (s("name")?, s("status_message")?, s("service_name")?);
+    let (name, status_message, service) = (
+        s(columns::NAME)?,
+        s(columns::STATUS_MESSAGE)?,
+        s(columns::SERVICE_NAME)?,
+    );
     let (attributes, events, res_attrs, scope_name, scope_version, other) = (
-        s("attributes")?,
+        s(columns::SPAN_ATTRIBUTES)?,
         s("events")?,
-        s("resource_attributes")?,
-        s("scope_name")?,
-        s("scope_version")?,
+        s(columns::RESOURCE_ATTRIBUTES)?,
+        s(columns::SCOPE_NAME)?,
+        s(columns::SCOPE_VERSION)?,
         s("other")?,
     );
-    let kind = column::<Int8Array>(batch, "kind")?;
+    let kind = column::<Int8Array>(batch, columns::KIND)?;
     let start = column::<Int64Array>(batch, "start_unix_nano")?;
-    let duration = column::<Int64Array>(batch, "duration_nano")?;
-    let status = column::<Int32Array>(batch, "status_code")?;
+    let duration = column::<Int64Array>(batch, columns::DURATION)?;
+    let status = column::<Int32Array>(batch, columns::STATUS_CODE)?;
     // Resources, scopes and `other` objects repeat from row to row: each distinct one is
     // decoded once, looked up by the stored text itself.
     let mut resources: HashMap<(Option<&str>, &str, u32), Arc<Resource>> = HashMap::new();
