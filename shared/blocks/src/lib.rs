@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod bloom;
+pub mod compact;
 pub mod index;
 pub mod ingest;
 pub mod meta;

@@ -1,0 +1,333 @@
+//! Merging blocks: the core of compaction. Input blocks are each sorted by trace id, so a
+//! streaming k-way merge of their rows yields one sorted output block while holding only one
+//! batch per input and the output's current row group — memory set by [`MergeOptions`], not by
+//! block sizes. Rows are moved as Arrow data (never converted to spans), the fragments of one
+//! trace end up adjacent, and exact duplicate spans (the same span in two inputs, as after a
+//! retried write or an interrupted compaction) are written once.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+
+use arrow_array::{Array, FixedSizeBinaryArray, Int8Array, Int64Array, RecordBatch};
+use futures::StreamExt;
+use object_store::PutPayload;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
+use parquet::arrow::async_writer::ParquetObjectWriter;
+use tempest_core::TenantId;
+
+use crate::BlockError;
+use crate::bloom::Bloom;
+use crate::meta::{BlockMeta, FORMAT};
+use crate::reader::corrupt;
+use crate::scan::{Footer, open};
+use crate::schema::{self, columns};
+use crate::store::Location;
+
+/// How much a merge holds in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct MergeOptions {
+    /// Rows read from each input at a time.
+    pub batch_rows: usize,
+    /// Rows per output batch handed to the Parquet writer.
+    pub output_rows: usize,
+    /// Rows per output row group (the writer keeps one encoded row group in memory).
+    pub row_group_spans: usize,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions {
+            batch_rows: 4096,
+            output_rows: 8192,
+            row_group_spans: crate::writer::ROW_GROUP_SPANS,
+        }
+    }
+}
+
+/// One input: its stream and the batch being merged.
+struct Input {
+    stream: ParquetRecordBatchStream<ParquetObjectReader>,
+    batch: Option<RecordBatch>,
+    row: usize,
+    /// The key of `row`, once computed.
+    key: Option<(Key, i8)>,
+}
+
+/// The merge key of a row: the stored order (trace id, start, span id). Rows with equal keys
+/// are duplicates unless their kinds differ (Zipkin's shared client and server spans).
+#[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
+struct Key {
+    trace_id: [u8; 16],
+    start: i64,
+    span_id: [u8; 8],
+}
+
+fn key_of(batch: &RecordBatch, row: usize) -> Result<(Key, i8), String> {
+    let fixed = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
+            .ok_or_else(|| format!("column {name}"))
+    };
+    let start = batch
+        .column_by_name("start_unix_nano")
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or("column start_unix_nano")?;
+    let kind = batch
+        .column_by_name(columns::KIND)
+        .and_then(|c| c.as_any().downcast_ref::<Int8Array>())
+        .ok_or("column kind")?;
+    Ok((
+        Key {
+            trace_id: fixed(columns::TRACE_ID)?
+                .value(row)
+                .try_into()
+                .map_err(|_| "trace id width")?,
+            start: start.value(row),
+            span_id: fixed("span_id")?
+                .value(row)
+                .try_into()
+                .map_err(|_| "span id width")?,
+        },
+        kind.value(row),
+    ))
+}
+
+impl Input {
+    /// Makes sure a row is available; false when the input is exhausted.
+    async fn ready(&mut self) -> Result<bool, BlockError> {
+        loop {
+            if let Some(b) = &self.batch
+                && self.row < b.num_rows()
+            {
+                return Ok(true);
+            }
+            match self.stream.next().await {
+                Some(batch) => {
+                    self.batch = Some(batch?);
+                    self.row = 0;
+                }
+                None => {
+                    self.batch = None;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+}
+
+/// A compacted block's id: derived from its inputs, so a retried compaction of the same
+/// blocks writes the same block again instead of a second copy.
+fn merged_id(tenant: &TenantId, inputs: &[BlockMeta]) -> String {
+    let mut ids: Vec<&str> = inputs.iter().map(|m| m.block_id.as_str()).collect();
+    ids.sort_unstable();
+    let (mut a, mut b): (u64, u64) = (0xcbf2_9ce4_8422_2325, 0x8422_2325_cbf2_9ce4);
+    for byte in tenant
+        .as_str()
+        .bytes()
+        .chain(ids.iter().flat_map(|id| id.bytes().chain([0])))
+    {
+        a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        b = (b ^ u64::from(byte).rotate_left(3)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    uuid::Builder::from_random_bytes(((u128::from(a) << 64) | u128::from(b)).to_be_bytes())
+        .into_uuid()
+        .to_string()
+}
+
+/// Merges `inputs` (blocks of `tenant`) into one committed block: data streamed to the store
+/// in row groups, then the bloom filter, then `meta.json`. The inputs are left as they are
+/// (marking and deleting them is the compactor's next step). `None` when the inputs hold no
+/// rows.
+pub async fn merge(
+    loc: &Location,
+    tenant: &TenantId,
+    inputs: &[BlockMeta],
+    opts: MergeOptions,
+) -> Result<Option<BlockMeta>, BlockError> {
+    if inputs.iter().any(|m| m.tenant != tenant.as_str()) {
+        return Err(corrupt(tenant.as_str(), "merge inputs of another tenant"));
+    }
+    let mut sources = Vec::with_capacity(inputs.len());
+    for meta in inputs {
+        let stream = open(loc, meta, &Footer::default())
+            .await?
+            .with_batch_size(opts.batch_rows.max(1))
+            .build()?;
+        sources.push(Input {
+            stream,
+            batch: None,
+            row: 0,
+            key: None,
+        });
+    }
+    let id = merged_id(tenant, inputs);
+    let t = tenant.as_str();
+    let data_path = loc.path(&[t, &id, "data.parquet"]);
+    let options = ArrowWriterOptions::new()
+        .with_properties(schema::writer_properties(opts.row_group_spans.max(1)))
+        .with_skip_arrow_metadata(true);
+    let mut writer = AsyncArrowWriter::try_new_with_options(
+        ParquetObjectWriter::new(loc.store.clone(), data_path),
+        schema::schema(),
+        options,
+    )?;
+    let capacity: u64 = inputs.iter().map(|m| m.trace_count).sum();
+    let mut bloom = Bloom::with_capacity(usize::try_from(capacity).unwrap_or(usize::MAX >> 8));
+    let (mut spans, mut traces) = (0u64, 0u64);
+    let mut last: Option<(Key, Vec<i8>)> = None;
+    // Rows chosen for the next output batch: (input, row) into `held`, the batches they are in.
+    let mut held: Vec<RecordBatch> = Vec::new();
+    let mut picks: Vec<(usize, usize)> = Vec::new();
+    let mut held_of: Vec<Option<usize>> = vec![None; sources.len()];
+    loop {
+        // The smallest current row among the inputs (few inputs: a linear scan is cheapest).
+        let mut best: Option<(usize, Key, i8)> = None;
+        for (i, s) in sources.iter_mut().enumerate() {
+            if !s.ready().await? {
+                continue;
+            }
+            let (key, kind) = match s.key {
+                Some(k) => k,
+                None => {
+                    let Some(batch) = &s.batch else { continue };
+                    let k = key_of(batch, s.row).map_err(|e| corrupt(&inputs[i].block_id, e))?;
+                    s.key = Some(k);
+                    k
+                }
+            };
+            if best
+                .as_ref()
+                .is_none_or(|(_, k, _)| key.cmp(k) == Ordering::Less)
+            {
+                best = Some((i, key, kind));
+            }
+        }
+        let Some((i, key, kind)) = best else { break };
+        let source = &mut sources[i];
+        let duplicate = match &mut last {
+            Some((k, kinds)) if *k == key => {
+                if kinds.contains(&kind) {
+                    true
+                } else {
+                    kinds.push(kind);
+                    false
+                }
+            }
+            _ => {
+                if last
+                    .as_ref()
+                    .is_none_or(|(k, _)| k.trace_id != key.trace_id)
+                {
+                    traces += 1;
+                    bloom.insert(&key.trace_id);
+                }
+                last = Some((key, vec![kind]));
+                false
+            }
+        };
+        if !duplicate {
+            let slot = match held_of[i] {
+                Some(slot) => slot,
+                None => {
+                    let batch = source
+                        .batch
+                        .clone()
+                        .ok_or_else(|| corrupt(&inputs[i].block_id, "no batch"))?;
+                    held.push(batch);
+                    held_of[i] = Some(held.len() - 1);
+                    held.len() - 1
+                }
+            };
+            picks.push((slot, source.row));
+            spans += 1;
+        }
+        source.row += 1;
+        source.key = None;
+        // An input moving to its next batch, or a full output batch: write what is picked.
+        let batch_done = source
+            .batch
+            .as_ref()
+            .is_none_or(|b| source.row >= b.num_rows());
+        if picks.len() >= opts.output_rows.max(1) || batch_done {
+            flush(&mut writer, &mut held, &mut picks, &mut held_of).await?;
+        }
+    }
+    flush(&mut writer, &mut held, &mut picks, &mut held_of).await?;
+    if spans == 0 {
+        writer.close().await?;
+        loc.store
+            .delete(&loc.path(&[t, &id, "data.parquet"]))
+            .await?;
+        return Ok(None);
+    }
+    let written = writer.finish().await?;
+    let row_groups = written.num_row_groups() as u64;
+    // After finish: the footer is counted too.
+    let data_size = writer.bytes_written() as u64;
+    let generic: Option<Vec<String>> = inputs
+        .iter()
+        .try_fold(BTreeSet::new(), |mut all, m| {
+            all.extend(m.generic_dedicated.clone()?);
+            Some(all)
+        })
+        .map(|s| s.into_iter().collect());
+    let bloom = bloom.to_bytes();
+    let meta = BlockMeta {
+        format: FORMAT.into(),
+        block_id: id.clone(),
+        tenant: t.to_owned(),
+        start_time_unix_nano: inputs
+            .iter()
+            .map(|m| m.start_time_unix_nano)
+            .min()
+            .unwrap_or(0),
+        end_time_unix_nano: inputs
+            .iter()
+            .map(|m| m.end_time_unix_nano)
+            .max()
+            .unwrap_or(0),
+        span_count: spans,
+        trace_count: traces,
+        data_size,
+        bloom_size: bloom.len() as u64,
+        row_groups,
+        compaction_level: inputs.iter().map(|m| m.compaction_level).max().unwrap_or(0) + 1,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        dedicated_columns: schema::dedicated_keys(),
+        generic_dedicated: generic,
+    };
+    let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| corrupt(&id, e))?;
+    loc.store
+        .put(&loc.path(&[t, &id, "bloom"]), PutPayload::from(bloom))
+        .await?;
+    // meta.json last: until it exists, readers do not see the block.
+    loc.store
+        .put(
+            &loc.path(&[t, &id, "meta.json"]),
+            PutPayload::from(meta_json),
+        )
+        .await?;
+    Ok(Some(meta))
+}
+
+/// Writes the picked rows as one batch and lets go of the input batches they came from.
+async fn flush(
+    writer: &mut AsyncArrowWriter<ParquetObjectWriter>,
+    held: &mut Vec<RecordBatch>,
+    picks: &mut Vec<(usize, usize)>,
+    held_of: &mut [Option<usize>],
+) -> Result<(), BlockError> {
+    if !picks.is_empty() {
+        let refs: Vec<&RecordBatch> = held.iter().collect();
+        let out = arrow_select::interleave::interleave_record_batch(&refs, picks)?;
+        writer.write(&out).await?;
+        picks.clear();
+    }
+    held.clear();
+    held_of.fill(None);
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Merging blocks: every distinct span of the inputs exactly once, in stored order, with small
+//! read and write batches (so the merge crosses batch and row-group edges many times), exact
+//! duplicates dropped, Zipkin's shared client/server spans kept, and the same output block id
+//! when the same inputs are merged again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tempest_blocks::compact::{MergeOptions, merge};
+use tempest_blocks::scan::Footer;
+use tempest_blocks::store::Location;
+use tempest_blocks::{reader, writer};
+use tempest_core::TenantId;
+use tempest_traces::{KeyValue, Resource, Scope, Span, SpanKind};
+
+fn span(trace: u8, n: u8, kind: SpanKind, start: u64) -> Span {
+    let resource = Arc::new(Resource {
+        attributes: vec![KeyValue::str("service.name", &format!("svc-{}", n % 3))],
+        dropped_attributes_count: 0,
+    });
+    Span {
+        trace_id: [trace; 16],
+        span_id: [n; 8],
+        parent_span_id: (n > 0).then_some([0; 8]),
+        name: format!("op-{n}"),
+        kind,
+        start_unix_nano: start,
+        end_unix_nano: start + 1_000,
+        attributes: vec![KeyValue::str("k", &format!("v{trace}-{n}"))],
+        resource,
+        scope: Arc::new(Scope::default()),
+        ..Span::default()
+    }
+}
+
+/// What identifies a stored span.
+fn identity(s: &Span) -> ([u8; 16], u64, [u8; 8], i32, String) {
+    (
+        s.trace_id,
+        s.start_unix_nano,
+        s.span_id,
+        s.kind as i32,
+        format!("{:?}", s.attributes),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_keeps_every_distinct_span_once_in_order() {
+    let loc = Location::open("memory://").expect("store");
+    let tenant = TenantId::parse(Some("t")).expect("tenant");
+    let base = 1_700_000_000_000_000_000u64;
+    // Six blocks; traces spread over them; block 5 repeats block 2's spans (a retried write).
+    let mut blocks: Vec<Vec<Span>> = vec![Vec::new(); 5];
+    for trace in 0..40u8 {
+        for n in 0..6u8 {
+            let b = usize::from((trace + n) % 5);
+            blocks[b].push(span(trace, n, SpanKind::Server, base + u64::from(n) * 10));
+        }
+    }
+    // Zipkin's shared span: one id, client and server, same start.
+    blocks[0].push(span(7, 9, SpanKind::Client, base + 500));
+    blocks[3].push(span(7, 9, SpanKind::Server, base + 500));
+    blocks.push(blocks[2].clone());
+    blocks[5].push(span(99, 1, SpanKind::Internal, base));
+    let mut metas = Vec::new();
+    for spans in &blocks {
+        metas.push(
+            writer::write_block(&loc, &tenant, spans.clone())
+                .await
+                .expect("write")
+                .expect("block"),
+        );
+    }
+    let want: BTreeSet<_> = blocks.iter().flatten().map(identity).collect();
+
+    let opts = MergeOptions {
+        batch_rows: 7,
+        output_rows: 5,
+        row_group_spans: 13,
+    };
+    let out = merge(&loc, &tenant, &metas, opts)
+        .await
+        .expect("merge")
+        .expect("output");
+    assert_eq!(out.compaction_level, 1);
+    assert_eq!(out.span_count as usize, want.len());
+    assert_eq!(out.trace_count, 41);
+    assert_eq!(out.row_groups, out.span_count.div_ceil(13));
+
+    let got = reader::read_spans(&loc, &out).await.expect("read");
+    let ids: Vec<_> = got.iter().map(identity).collect();
+    assert_eq!(ids.len(), want.len(), "a span written twice or lost");
+    assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), want);
+    let order: Vec<_> = got
+        .iter()
+        .map(|s| (s.trace_id, s.start_unix_nano, s.span_id))
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] <= w[1]),
+        "not in stored order"
+    );
+    // The whole block reads back field for field (attributes, resources).
+    let sample = got
+        .iter()
+        .find(|s| s.trace_id == [3; 16] && s.span_id == [4; 8])
+        .expect("span");
+    assert_eq!(sample.resource.service_name(), Some("svc-1"));
+    assert_eq!(sample.attributes, vec![KeyValue::str("k", "v3-4")]);
+
+    // Its bloom and footer serve lookups like any block's.
+    let bloom = reader::read_bloom(&loc, &out).await.expect("bloom");
+    assert!((0..40u8).all(|t| bloom.may_contain(&[t; 16])));
+    let trace7 = reader::read_trace(&loc, &out, &Footer::default(), &[7; 16])
+        .await
+        .expect("trace");
+    assert_eq!(
+        trace7.len(),
+        8,
+        "six spans plus the shared client and server span"
+    );
+
+    // The same inputs merge into the same block (a retried compaction overwrites, not adds).
+    let again = merge(&loc, &tenant, &metas, MergeOptions::default())
+        .await
+        .expect("merge")
+        .expect("output");
+    assert_eq!(again.block_id, out.block_id);
+    assert_eq!(again.span_count, out.span_count);
+    let listed = reader::list_blocks(&loc, &tenant).await.expect("list");
+    assert_eq!(listed.len(), metas.len() + 1);
+}
+
+#[tokio::test]
+async fn merging_nothing_writes_nothing() {
+    let loc = Location::open("memory://").expect("store");
+    let tenant = TenantId::parse(Some("t")).expect("tenant");
+    let out = merge(&loc, &tenant, &[], MergeOptions::default())
+        .await
+        .expect("merge");
+    assert!(out.is_none());
+    assert!(
+        reader::list_blocks(&loc, &tenant)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
