@@ -104,6 +104,24 @@ enum Cmd {
         #[arg(long)]
         payload: PathBuf,
     },
+    /// Compaction: `blocks` level-0 blocks merged into one, at two input sizes (×1, ×10),
+    /// each merge in a fresh process for its peak memory; the reference is decoding every
+    /// input row group (no merge, no write) in the same process.
+    Compact {
+        /// Input blocks.
+        #[arg(long, default_value_t = 100)]
+        blocks: u32,
+        /// Traces per block at the smaller size (the default mix: ~7 spans per trace).
+        #[arg(long, default_value_t = 100)]
+        traces_per_block: u32,
+    },
+    /// Internal: one merge of every block under `storage`, printing CPU and peak memory.
+    #[command(hide = true)]
+    CompactOne {
+        /// The block storage.
+        #[arg(long)]
+        storage: String,
+    },
     /// Internal: the echo app the invoke benchmark calls, run as its own process so its CPU is
     /// neither the load generator's nor tempest's.
     #[command(hide = true)]
@@ -1300,6 +1318,92 @@ async fn ingest_one(payload: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn compact_bench(blocks: u32, traces_per_block: u32) -> anyhow::Result<()> {
+    println!("## Compaction: {blocks} level-0 blocks into one\n");
+    println!(
+        "| input | spans | merge spans/s per core | decode-only spans/s per core | merge / decode | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for scale in [1u32, 10] {
+        let dir = tempfile::tempdir()?;
+        let storage = dir.path().to_string_lossy().to_string();
+        let loc = tempest_blocks::store::Location::open(&storage)?;
+        let tenant = tempest_core::TenantId::parse(None)?;
+        let mut g = tempest_load_generator::synth::Generator::new(
+            Default::default(),
+            1_700_000_000_000_000_000,
+        );
+        let pb = bar(u64::from(blocks), "writing level-0 blocks");
+        for _ in 0..blocks {
+            let spans: Vec<_> = (0..traces_per_block * scale)
+                .flat_map(|_| g.trace())
+                .collect();
+            tempest_blocks::writer::write_block(&loc, &tenant, spans).await?;
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .args(["compact-one", "--storage", &storage])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "compact-one: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!(
+            "| ×{scale} | {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    }
+    Ok(())
+}
+
+async fn compact_one(storage: &str) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let loc = tempest_blocks::store::Location::open(storage)?;
+    let tenant = tempest_core::TenantId::parse(None)?;
+    let metas = tempest_blocks::reader::list_blocks(&loc, &tenant).await?;
+    let spans: u64 = metas.iter().map(|m| m.span_count).sum();
+    let cpu0 = usage_of(std::process::id())?.cpu_secs;
+    let out = tempest_blocks::compact::merge(&loc, &tenant, &metas, Default::default())
+        .await?
+        .context("nothing merged")?;
+    let merge_cpu = usage_of(std::process::id())?.cpu_secs - cpu0;
+    let peak = usage_of(std::process::id())?.peak_rss_bytes;
+    anyhow::ensure!(
+        out.span_count == spans,
+        "merged {} of {spans}",
+        out.span_count
+    );
+    // Reference: decode every input row group, all columns, in the same batches.
+    let cpu1 = usage_of(std::process::id())?.cpu_secs;
+    let mut rows = 0u64;
+    for meta in &metas {
+        let path = loc.path(&[&meta.tenant, &meta.block_id, "data.parquet"]);
+        let file = parquet::arrow::async_reader::ParquetObjectReader::new(loc.store.clone(), path)
+            .with_file_size(meta.data_size);
+        let mut stream = parquet::arrow::ParquetRecordBatchStreamBuilder::new(file)
+            .await?
+            .with_batch_size(4096)
+            .build()?;
+        while let Some(batch) = stream.next().await {
+            rows += batch?.num_rows() as u64;
+        }
+    }
+    let decode_cpu = usage_of(std::process::id())?.cpu_secs - cpu1;
+    anyhow::ensure!(rows == spans, "decoded {rows} of {spans}");
+    let (merge_rate, decode_rate) = (
+        spans as f64 / merge_cpu.max(0.01),
+        spans as f64 / decode_cpu.max(0.01),
+    );
+    println!(
+        "{spans} | {merge_rate:.0} | {decode_rate:.0} | {:.2} | {:.1} MB |",
+        merge_rate / decode_rate,
+        peak as f64 / 1e6
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -1322,6 +1426,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => ingest(requests, traces, seconds).await,
         Cmd::IngestOne { payload } => ingest_one(payload).await,
+        Cmd::Compact {
+            blocks,
+            traces_per_block,
+        } => compact_bench(blocks, traces_per_block).await,
+        Cmd::CompactOne { storage } => compact_one(&storage).await,
         Cmd::Search {
             traces,
             blocks,

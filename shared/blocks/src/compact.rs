@@ -40,7 +40,7 @@ pub struct MergeOptions {
 impl Default for MergeOptions {
     fn default() -> Self {
         MergeOptions {
-            batch_rows: 4096,
+            batch_rows: 512,
             output_rows: 8192,
             row_group_spans: crate::writer::ROW_GROUP_SPANS,
         }
