@@ -54,6 +54,8 @@ struct Input {
     row: usize,
     /// The key of `row`, once computed.
     key: Option<(Key, i8)>,
+    /// `batch`'s key columns.
+    columns: Option<KeyColumns>,
 }
 
 /// The merge key of a row: the stored order (trace id, start, span id). Rows with equal keys
@@ -65,38 +67,73 @@ struct Key {
     span_id: [u8; 8],
 }
 
-fn key_of(batch: &RecordBatch, row: usize) -> Result<(Key, i8), String> {
-    let fixed = |name: &str| {
-        batch
-            .column_by_name(name)
-            .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
-            .ok_or_else(|| format!("column {name}"))
-    };
-    let start = batch
-        .column_by_name("start_unix_nano")
-        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-        .ok_or("column start_unix_nano")?;
-    let kind = batch
-        .column_by_name(columns::KIND)
-        .and_then(|c| c.as_any().downcast_ref::<Int8Array>())
-        .ok_or("column kind")?;
-    Ok((
-        Key {
-            trace_id: fixed(columns::TRACE_ID)?
-                .value(row)
-                .try_into()
-                .map_err(|_| "trace id width")?,
-            start: start.value(row),
-            span_id: fixed("span_id")?
-                .value(row)
-                .try_into()
-                .map_err(|_| "span id width")?,
-        },
-        kind.value(row),
-    ))
+/// The columns of a batch that make up the merge key, looked up once per batch.
+struct KeyColumns {
+    trace_id: FixedSizeBinaryArray,
+    span_id: FixedSizeBinaryArray,
+    start: Int64Array,
+    kind: Int8Array,
+}
+
+impl KeyColumns {
+    fn of(batch: &RecordBatch) -> Result<Self, String> {
+        fn get<T: Clone + 'static>(batch: &RecordBatch, name: &str) -> Result<T, String> {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<T>())
+                .cloned()
+                .ok_or_else(|| format!("column {name}"))
+        }
+        Ok(KeyColumns {
+            trace_id: get(batch, columns::TRACE_ID)?,
+            span_id: get(batch, "span_id")?,
+            start: get(batch, "start_unix_nano")?,
+            kind: get(batch, columns::KIND)?,
+        })
+    }
+
+    fn key(&self, row: usize) -> Result<(Key, i8), String> {
+        Ok((
+            Key {
+                trace_id: self
+                    .trace_id
+                    .value(row)
+                    .try_into()
+                    .map_err(|_| "trace id width")?,
+                start: self.start.value(row),
+                span_id: self
+                    .span_id
+                    .value(row)
+                    .try_into()
+                    .map_err(|_| "span id width")?,
+            },
+            self.kind.value(row),
+        ))
+    }
+}
+
+/// Names the input block in a merge error.
+fn with_block(e: BlockError, meta: &BlockMeta) -> BlockError {
+    match e {
+        BlockError::Corrupt { message, .. } => corrupt(&meta.block_id, message),
+        e => e,
+    }
 }
 
 impl Input {
+    /// Moves to the next available row and caches its key (`None` once exhausted).
+    async fn refresh(&mut self) -> Result<(), BlockError> {
+        self.key = None;
+        if self.ready().await? {
+            let cols = self
+                .columns
+                .as_ref()
+                .ok_or_else(|| corrupt("input", "no key columns"))?;
+            self.key = Some(cols.key(self.row).map_err(|e| corrupt("input", e))?);
+        }
+        Ok(())
+    }
+
     /// Makes sure a row is available; false when the input is exhausted.
     async fn ready(&mut self) -> Result<bool, BlockError> {
         loop {
@@ -107,7 +144,9 @@ impl Input {
             }
             match self.stream.next().await {
                 Some(batch) => {
-                    self.batch = Some(batch?);
+                    let batch = batch?;
+                    self.columns = Some(KeyColumns::of(&batch).map_err(|e| corrupt("input", e))?);
+                    self.batch = Some(batch);
                     self.row = 0;
                 }
                 None => {
@@ -162,6 +201,7 @@ pub async fn merge(
             batch: None,
             row: 0,
             key: None,
+            columns: None,
         });
     }
     let id = merged_id(tenant, inputs);
@@ -183,25 +223,17 @@ pub async fn merge(
     let mut held: Vec<RecordBatch> = Vec::new();
     let mut picks: Vec<(usize, usize)> = Vec::new();
     let mut held_of: Vec<Option<usize>> = vec![None; sources.len()];
+    for (i, s) in sources.iter_mut().enumerate() {
+        s.refresh().await.map_err(|e| with_block(e, &inputs[i]))?;
+    }
     loop {
-        // The smallest current row among the inputs (few inputs: a linear scan is cheapest).
+        // The smallest current row among the inputs: a scan over their cached keys.
         let mut best: Option<(usize, Key, i8)> = None;
-        for (i, s) in sources.iter_mut().enumerate() {
-            if !s.ready().await? {
-                continue;
-            }
-            let (key, kind) = match s.key {
-                Some(k) => k,
-                None => {
-                    let Some(batch) = &s.batch else { continue };
-                    let k = key_of(batch, s.row).map_err(|e| corrupt(&inputs[i].block_id, e))?;
-                    s.key = Some(k);
-                    k
-                }
-            };
-            if best
-                .as_ref()
-                .is_none_or(|(_, k, _)| key.cmp(k) == Ordering::Less)
+        for (i, s) in sources.iter().enumerate() {
+            if let Some((key, kind)) = s.key
+                && best
+                    .as_ref()
+                    .is_none_or(|(_, k, _)| key.cmp(k) == Ordering::Less)
             {
                 best = Some((i, key, kind));
             }
@@ -246,7 +278,6 @@ pub async fn merge(
             spans += 1;
         }
         source.row += 1;
-        source.key = None;
         // An input moving to its next batch, or a full output batch: write what is picked.
         let batch_done = source
             .batch
@@ -255,6 +286,10 @@ pub async fn merge(
         if picks.len() >= opts.output_rows.max(1) || batch_done {
             flush(&mut writer, &mut held, &mut picks, &mut held_of).await?;
         }
+        sources[i]
+            .refresh()
+            .await
+            .map_err(|e| with_block(e, &inputs[i]))?;
     }
     flush(&mut writer, &mut held, &mut picks, &mut held_of).await?;
     if spans == 0 {
