@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 
 use arrow_array::{Array, FixedSizeBinaryArray, Int8Array, Int64Array, RecordBatch};
 use futures::StreamExt;
-use object_store::PutPayload;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::async_reader::ParquetObjectReader;
@@ -163,18 +162,13 @@ impl Input {
 fn merged_id(tenant: &TenantId, inputs: &[BlockMeta]) -> String {
     let mut ids: Vec<&str> = inputs.iter().map(|m| m.block_id.as_str()).collect();
     ids.sort_unstable();
-    let (mut a, mut b): (u64, u64) = (0xcbf2_9ce4_8422_2325, 0x8422_2325_cbf2_9ce4);
-    for byte in tenant
-        .as_str()
-        .bytes()
-        .chain(ids.iter().flat_map(|id| id.bytes().chain([0])))
-    {
-        a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        b = (b ^ u64::from(byte).rotate_left(3)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    uuid::Builder::from_random_bytes(((u128::from(a) << 64) | u128::from(b)).to_be_bytes())
-        .into_uuid()
-        .to_string()
+    crate::writer::content_id(|feed| {
+        feed(tenant.as_str().as_bytes());
+        for id in ids {
+            feed(id.as_bytes());
+            feed(&[0]);
+        }
+    })
 }
 
 /// Merges `inputs` (blocks of `tenant`) into one committed block: data streamed to the store
@@ -335,17 +329,7 @@ pub async fn merge(
         dedicated_columns: schema::dedicated_keys(),
         generic_dedicated: generic,
     };
-    let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| corrupt(&id, e))?;
-    loc.store
-        .put(&loc.path(&[t, &id, "bloom"]), PutPayload::from(bloom))
-        .await?;
-    // meta.json last: until it exists, readers do not see the block.
-    loc.store
-        .put(
-            &loc.path(&[t, &id, "meta.json"]),
-            PutPayload::from(meta_json),
-        )
-        .await?;
+    crate::writer::commit(loc, &meta, bloom).await?;
     Ok(Some(meta))
 }
 

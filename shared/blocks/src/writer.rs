@@ -19,10 +19,9 @@ use crate::store::Location;
 /// for good compression.
 pub const ROW_GROUP_SPANS: usize = 64 * 1024;
 
-/// A block id derived from the tenant and the spans, so writing the same batch twice (a
-/// retried request) produces the same block rather than a second copy.
-fn block_id<'a>(tenant: &TenantId, spans: impl Iterator<Item = &'a Span>) -> uuid::Uuid {
-    // Two independent FNV-1a 64-bit lanes make a 128-bit content hash.
+/// A 128-bit content hash (two independent FNV-1a 64-bit lanes) of what `feed` is given, as a
+/// block id: the same content always names the same block.
+pub(crate) fn content_id(fill: impl FnOnce(&mut dyn FnMut(&[u8]))) -> String {
     let (mut a, mut b): (u64, u64) = (0xcbf2_9ce4_8422_2325, 0x8422_2325_cbf2_9ce4);
     let mut feed = |bytes: &[u8]| {
         for byte in bytes {
@@ -30,16 +29,52 @@ fn block_id<'a>(tenant: &TenantId, spans: impl Iterator<Item = &'a Span>) -> uui
             b = (b ^ u64::from(*byte).rotate_left(3)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     };
-    feed(tenant.as_str().as_bytes());
-    for s in spans {
-        feed(&s.trace_id);
-        feed(&s.span_id);
-        feed(&s.start_unix_nano.to_le_bytes());
-        feed(&s.end_unix_nano.to_le_bytes());
-        feed(s.name.as_bytes());
-    }
+    fill(&mut feed);
     uuid::Builder::from_random_bytes(((u128::from(a) << 64) | u128::from(b)).to_be_bytes())
         .into_uuid()
+        .to_string()
+}
+
+/// A block id derived from the tenant and the spans, so writing the same batch twice (a
+/// retried request) produces the same block rather than a second copy.
+fn block_id<'a>(tenant: &TenantId, spans: impl Iterator<Item = &'a Span>) -> String {
+    content_id(|feed| {
+        feed(tenant.as_str().as_bytes());
+        for s in spans {
+            feed(&s.trace_id);
+            feed(&s.span_id);
+            feed(&s.start_unix_nano.to_le_bytes());
+            feed(&s.end_unix_nano.to_le_bytes());
+            feed(s.name.as_bytes());
+        }
+    })
+}
+
+/// Commits a block whose data file is already stored: its bloom, then `meta.json` — until that
+/// exists, readers do not see the block.
+pub(crate) async fn commit(
+    loc: &Location,
+    meta: &BlockMeta,
+    bloom: Vec<u8>,
+) -> Result<(), BlockError> {
+    let meta_json = serde_json::to_vec_pretty(meta).map_err(|e| BlockError::Corrupt {
+        block: meta.block_id.clone(),
+        message: e.to_string(),
+    })?;
+    let (t, id) = (meta.tenant.as_str(), meta.block_id.as_str());
+    loc.store
+        .put(
+            &loc.path(&[t, id, "bloom"]),
+            PutPayload::from(Bytes::from(bloom)),
+        )
+        .await?;
+    loc.store
+        .put(
+            &loc.path(&[t, id, "meta.json"]),
+            PutPayload::from(Bytes::from(meta_json)),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Spans converted to Arrow at a time: the column writers keep only encoded pages, so memory
@@ -116,7 +151,7 @@ pub async fn write_block_with(
         return Ok(None);
     }
     let order = sort_order(&spans);
-    let id = block_id(tenant, order.iter().map(|&i| &spans[i])).to_string();
+    let id = block_id(tenant, order.iter().map(|&i| &spans[i]));
     let mut bloom = Bloom::with_capacity(spans.len());
     let mut traces = 0u64;
     let mut last: Option<[u8; 16]> = None;
@@ -149,29 +184,12 @@ pub async fn write_block_with(
         dedicated_columns: schema::dedicated_keys(),
         generic_dedicated: Some(generic.into_iter().collect()),
     };
-    let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| BlockError::Corrupt {
-        block: id.clone(),
-        message: e.to_string(),
-    })?;
-    let t = tenant.as_str();
     loc.store
         .put(
-            &loc.path(&[t, &id, "data.parquet"]),
+            &loc.path(&[tenant.as_str(), &id, "data.parquet"]),
             PutPayload::from(Bytes::from(data)),
         )
         .await?;
-    loc.store
-        .put(
-            &loc.path(&[t, &id, "bloom"]),
-            PutPayload::from(Bytes::from(bloom)),
-        )
-        .await?;
-    // meta.json last: until it exists, readers do not see the block.
-    loc.store
-        .put(
-            &loc.path(&[t, &id, "meta.json"]),
-            PutPayload::from(Bytes::from(meta_json)),
-        )
-        .await?;
+    commit(loc, &meta, bloom).await?;
     Ok(Some(meta))
 }

@@ -125,22 +125,11 @@ fn row_filter(c: &SpanCondition, meta: &BlockMeta) -> RowFilter {
             field,
             regex,
             negate,
-        } => match string_column(field, meta) {
-            Some(Located::Column(column)) => RowFilter::Regex {
-                column,
-                regex: regex.clone(),
-                negate: *negate,
-            },
-            Some(Located::Either(column, generic)) => RowFilter::Any(vec![
-                RowFilter::Regex {
-                    column,
-                    regex: regex.clone(),
-                    negate: *negate,
-                },
-                generic,
-            ]),
-            None => exists(field),
-        },
+        } => on_strings(field, meta, |column| RowFilter::Regex {
+            column,
+            regex: regex.clone(),
+            negate: *negate,
+        }),
         SpanCondition::Exists(field) => exists(field),
     }
 }
@@ -174,6 +163,21 @@ fn string_column(field: &Field, meta: &BlockMeta) -> Option<Located> {
     })
 }
 
+/// `test` on the field's string column, also admitting rows whose generic list holds the
+/// field where the block keeps some of its values there; without a string column, rows
+/// where the field exists.
+fn on_strings(
+    field: &Field,
+    meta: &BlockMeta,
+    test: impl Fn(&'static str) -> RowFilter,
+) -> RowFilter {
+    match string_column(field, meta) {
+        Some(Located::Column(column)) => test(column),
+        Some(Located::Either(column, generic)) => RowFilter::Any(vec![test(column), generic]),
+        None => exists(field),
+    }
+}
+
 fn located(column: &'static str, noted: &str, key: &str, meta: &BlockMeta) -> Located {
     if meta.has_generic(noted) {
         let list = if noted.starts_with("span.") {
@@ -205,22 +209,11 @@ fn compare(field: &Field, op: Cmp, value: &Literal, meta: &BlockMeta) -> RowFilt
         }
         (Field::Kind, Literal::Kind(kind)) => num(columns::KIND, Number::Int(i64::from(*kind))),
         (Field::Duration, Literal::Duration(d)) => num(columns::DURATION, Number::Int(*d)),
-        (_, Literal::Str(s)) => match string_column(field, meta) {
-            Some(Located::Column(column)) => RowFilter::Str {
-                column,
-                op,
-                value: s.clone(),
-            },
-            Some(Located::Either(column, generic)) => RowFilter::Any(vec![
-                RowFilter::Str {
-                    column,
-                    op,
-                    value: s.clone(),
-                },
-                generic,
-            ]),
-            None => exists(field),
-        },
+        (_, Literal::Str(s)) => on_strings(field, meta, |column| RowFilter::Str {
+            column,
+            op,
+            value: s.clone(),
+        }),
         (Field::SpanAttribute(key), Literal::Int(_) | Literal::Float(_)) => {
             match schema::dedicated_column(key) {
                 Some((column, ValueType::Int)) => {

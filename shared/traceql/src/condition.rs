@@ -116,19 +116,6 @@ impl CompareOp {
             op => op,
         }
     }
-
-    /// Applies the comparison to an ordering of `field` against `value`.
-    pub fn holds(self, ord: std::cmp::Ordering) -> bool {
-        use std::cmp::Ordering::*;
-        match self {
-            CompareOp::Eq => ord == Equal,
-            CompareOp::Ne => ord != Equal,
-            CompareOp::Lt => ord == Less,
-            CompareOp::Le => ord != Greater,
-            CompareOp::Gt => ord == Greater,
-            CompareOp::Ge => ord != Less,
-        }
-    }
 }
 
 /// A literal a field is compared with.
