@@ -7,14 +7,17 @@ pub mod bloom;
 pub mod compact;
 pub mod index;
 pub mod ingest;
+pub mod listing;
+pub mod marks;
 pub mod meta;
 pub mod reader;
 pub mod scan;
 pub mod schema;
 pub mod store;
+pub mod tenant_index;
 pub mod writer;
 
-pub use meta::BlockMeta;
+pub use meta::{BlockMeta, CompactedMeta};
 
 /// Why a block operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,13 @@ pub enum BlockError {
         block: String,
         /// What is wrong.
         message: String,
+    },
+    /// A compactor's lease on a tenant ran out before its work was done; it stops without
+    /// changing what readers see.
+    #[error("compaction lease of tenant {tenant} expired")]
+    LeaseExpired {
+        /// The tenant.
+        tenant: String,
     },
     /// The storage URL is not usable.
     #[error("invalid storage URL {url:?}: {message}")]

@@ -41,6 +41,22 @@ pub struct BlockMeta {
     /// recorded): any may be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generic_dedicated: Option<Vec<String>>,
+    /// The blocks this one was compacted from. Readers hide a live block that another live
+    /// block replaces, so a crash between committing a compaction's output and marking its
+    /// inputs never shows a span twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
+}
+
+/// `meta.compacted.json`: the meta of a block that compaction or retention has superseded,
+/// with when that happened; the block is deleted a grace period later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactedMeta {
+    /// The block's meta as it was.
+    #[serde(flatten)]
+    pub meta: BlockMeta,
+    /// When it was marked, Unix milliseconds.
+    pub compacted_at_unix_ms: u64,
 }
 
 impl BlockMeta {

@@ -9,6 +9,7 @@ use tempest_traces::Span;
 
 use crate::BlockError;
 use crate::bloom::Bloom;
+use crate::listing::{self, BLOOM, DATA, META, TenantListing, block_path};
 use crate::meta::BlockMeta;
 use crate::scan::Footer;
 use crate::schema;
@@ -21,26 +22,13 @@ pub(crate) fn corrupt(block: &str, message: impl std::fmt::Display) -> BlockErro
     }
 }
 
-/// The block folders of `tenant`, committed or not (one listing request).
-pub async fn list_block_ids(loc: &Location, tenant: &TenantId) -> Result<Vec<String>, BlockError> {
-    let listing = loc
-        .store
-        .list_with_delimiter(Some(&loc.path(&[tenant.as_str()])))
-        .await?;
-    Ok(listing
-        .common_prefixes
-        .iter()
-        .filter_map(|p| p.filename().map(str::to_owned))
-        .collect())
-}
-
 /// A block's `meta.json`; `None` while the block is not committed.
 pub async fn read_meta(
     loc: &Location,
     tenant: &TenantId,
     block_id: &str,
 ) -> Result<Option<BlockMeta>, BlockError> {
-    let meta_path = loc.path(&[tenant.as_str(), block_id, "meta.json"]);
+    let meta_path = block_path(loc, tenant.as_str(), block_id, META);
     match loc.store.get(&meta_path).await {
         Ok(got) => {
             let bytes = got.bytes().await?;
@@ -53,22 +41,26 @@ pub async fn read_meta(
     }
 }
 
-/// Every committed block of `tenant` (folders without `meta.json` are not blocks yet), oldest
-/// first.
+/// Every block of `tenant` readers see (committed, not marked compacted, not replaced by
+/// another such block), oldest first.
 pub async fn list_blocks(loc: &Location, tenant: &TenantId) -> Result<Vec<BlockMeta>, BlockError> {
+    let listing = TenantListing::of(loc, tenant).await?;
     let mut metas = Vec::new();
-    for id in list_block_ids(loc, tenant).await? {
-        metas.extend(read_meta(loc, tenant, &id).await?);
+    for id in listing.live() {
+        metas.extend(read_meta(loc, tenant, id).await?);
     }
     metas.sort_by(|a, b| {
         (a.start_time_unix_nano, &a.block_id).cmp(&(b.start_time_unix_nano, &b.block_id))
     });
-    Ok(metas)
+    Ok(listing::visible(&metas, |m| m)
+        .into_iter()
+        .cloned()
+        .collect())
 }
 
 /// Every span of a block, in stored order.
 pub async fn read_spans(loc: &Location, meta: &BlockMeta) -> Result<Vec<Span>, BlockError> {
-    let path = loc.path(&[&meta.tenant, &meta.block_id, "data.parquet"]);
+    let path = block_path(loc, &meta.tenant, &meta.block_id, DATA);
     let data: Bytes = loc.store.get(&path).await?.bytes().await?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
     let mut spans = Vec::with_capacity(meta.span_count as usize);
@@ -164,7 +156,7 @@ fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
 
 /// A block's bloom filter.
 pub async fn read_bloom(loc: &Location, meta: &BlockMeta) -> Result<Bloom, BlockError> {
-    let path = loc.path(&[&meta.tenant, &meta.block_id, "bloom"]);
+    let path = block_path(loc, &meta.tenant, &meta.block_id, BLOOM);
     let bytes = loc.store.get(&path).await?.bytes().await?;
     Bloom::from_bytes(&bytes).map_err(|e| corrupt(&meta.block_id, e))
 }

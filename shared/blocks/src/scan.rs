@@ -434,7 +434,7 @@ async fn open_file(
     meta: &BlockMeta,
     footer: &Footer,
 ) -> Result<(ParquetObjectReader, ArrowReaderMetadata), BlockError> {
-    let path = loc.path(&[&meta.tenant, &meta.block_id, "data.parquet"]);
+    let path = crate::listing::block_path(loc, &meta.tenant, &meta.block_id, crate::listing::DATA);
     let mut file = ParquetObjectReader::new(loc.store.clone(), path)
         .with_file_size(meta.data_size)
         .with_footer_size_hint(crate::reader::FOOTER_HINT);

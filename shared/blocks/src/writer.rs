@@ -11,6 +11,7 @@ use tempest_traces::Span;
 
 use crate::BlockError;
 use crate::bloom::Bloom;
+use crate::listing::{BLOOM, DATA, META, block_path};
 use crate::meta::{BlockMeta, FORMAT};
 use crate::schema;
 use crate::store::Location;
@@ -64,13 +65,13 @@ pub(crate) async fn commit(
     let (t, id) = (meta.tenant.as_str(), meta.block_id.as_str());
     loc.store
         .put(
-            &loc.path(&[t, id, "bloom"]),
+            &block_path(loc, t, id, BLOOM),
             PutPayload::from(Bytes::from(bloom)),
         )
         .await?;
     loc.store
         .put(
-            &loc.path(&[t, id, "meta.json"]),
+            &block_path(loc, t, id, META),
             PutPayload::from(Bytes::from(meta_json)),
         )
         .await?;
@@ -183,10 +184,11 @@ pub async fn write_block_with(
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         dedicated_columns: schema::dedicated_keys(),
         generic_dedicated: Some(generic.into_iter().collect()),
+        replaces: Vec::new(),
     };
     loc.store
         .put(
-            &loc.path(&[tenant.as_str(), &id, "data.parquet"]),
+            &block_path(loc, tenant.as_str(), &id, DATA),
             PutPayload::from(Bytes::from(data)),
         )
         .await?;

@@ -15,6 +15,7 @@ use object_store::{
     GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
+use tempest_blocks::compact::{CompactOptions, Compactor, SystemClock};
 use tempest_blocks::index::BlockIndex;
 use tempest_blocks::store::Location;
 use tempest_blocks::{reader, writer};
@@ -153,13 +154,32 @@ async fn lookup_reads_a_fixed_number_of_objects() {
             .expect("write");
     }
     let index = BlockIndex::new(loc.clone());
-    // Cold: one listing, then each block's meta and bloom once.
+    // Cold, before any compaction: one listing and the (absent) tenant index, then each
+    // block's meta and bloom once.
     store.reset();
     assert_eq!(
         index.blocks(&tenant).await.expect("index").len(),
         BLOCKS as usize
     );
-    assert_eq!(store.counts(), (1, 2 * u64::from(BLOCKS), 0));
+    assert_eq!(store.counts(), (1, 1 + 2 * u64::from(BLOCKS), 0));
+    // Once `compact` has written the tenant index (here merging nothing: no block fits the
+    // size limit), a cold process reads the listing and the index: one request each.
+    let mut opts = CompactOptions::default();
+    opts.plan.max_block_bytes = 1;
+    // The spans are from 2023: kept.
+    opts.retention = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+    let report = Compactor::new(loc.clone(), opts, Arc::new(SystemClock))
+        .run(None, &|_| {})
+        .await
+        .expect("compact");
+    assert_eq!(report[0].indexed_blocks, u64::from(BLOCKS));
+    store.reset();
+    let cold = BlockIndex::new(loc.clone());
+    assert_eq!(
+        cold.blocks(&tenant).await.expect("index").len(),
+        BLOCKS as usize
+    );
+    assert_eq!(store.counts(), (1, 1, 0));
     for (block, trace) in [(0, 0), (77, 13), (149, 49)] {
         let wanted = trace_id(block, trace);
         store.reset();

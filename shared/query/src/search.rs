@@ -557,6 +557,7 @@ mod tests {
             created_at: String::new(),
             dedicated_columns: vec![],
             generic_dedicated: Some(vec![]),
+            replaces: Vec::new(),
         }
     }
 

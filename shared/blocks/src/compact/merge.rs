@@ -19,6 +19,7 @@ use tempest_core::TenantId;
 
 use crate::BlockError;
 use crate::bloom::Bloom;
+use crate::listing::{DATA, block_path};
 use crate::meta::{BlockMeta, FORMAT};
 use crate::reader::corrupt;
 use crate::scan::{Footer, open};
@@ -181,6 +182,42 @@ pub async fn merge(
     inputs: &[BlockMeta],
     opts: MergeOptions,
 ) -> Result<Option<BlockMeta>, BlockError> {
+    let Some(merged) = merge_data(loc, tenant, inputs, opts).await? else {
+        return Ok(None);
+    };
+    merged.commit(loc).await?;
+    Ok(Some(merged.meta))
+}
+
+/// A merge's output whose data file is stored but which is not committed yet.
+#[derive(Debug)]
+pub struct Merged {
+    /// The meta to commit.
+    pub meta: BlockMeta,
+    bloom: Vec<u8>,
+}
+
+impl Merged {
+    /// Writes the bloom, then `meta.json`: from here on readers see the block, and it hides
+    /// its inputs.
+    pub async fn commit(&self, loc: &Location) -> Result<(), BlockError> {
+        crate::writer::commit(loc, &self.meta, self.bloom.clone()).await
+    }
+
+    /// The output's bloom filter.
+    pub fn bloom(&self) -> Result<Bloom, BlockError> {
+        Bloom::from_bytes(&self.bloom).map_err(|e| corrupt(&self.meta.block_id, e))
+    }
+}
+
+/// [`merge`] up to, not including, the commit, so the caller can check it still owns the
+/// work (its lease) before the output becomes visible.
+pub async fn merge_data(
+    loc: &Location,
+    tenant: &TenantId,
+    inputs: &[BlockMeta],
+    opts: MergeOptions,
+) -> Result<Option<Merged>, BlockError> {
     if inputs.iter().any(|m| m.tenant != tenant.as_str()) {
         return Err(corrupt(tenant.as_str(), "merge inputs of another tenant"));
     }
@@ -200,7 +237,7 @@ pub async fn merge(
     }
     let id = merged_id(tenant, inputs);
     let t = tenant.as_str();
-    let data_path = loc.path(&[t, &id, "data.parquet"]);
+    let data_path = block_path(loc, t, &id, DATA);
     let options = ArrowWriterOptions::new()
         .with_properties(schema::writer_properties(opts.row_group_spans.max(1)))
         .with_skip_arrow_metadata(true);
@@ -288,9 +325,7 @@ pub async fn merge(
     flush(&mut writer, &mut held, &mut picks, &mut held_of).await?;
     if spans == 0 {
         writer.close().await?;
-        loc.store
-            .delete(&loc.path(&[t, &id, "data.parquet"]))
-            .await?;
+        loc.store.delete(&block_path(loc, t, &id, DATA)).await?;
         return Ok(None);
     }
     let written = writer.finish().await?;
@@ -328,9 +363,9 @@ pub async fn merge(
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         dedicated_columns: schema::dedicated_keys(),
         generic_dedicated: generic,
+        replaces: inputs.iter().map(|m| m.block_id.clone()).collect(),
     };
-    crate::writer::commit(loc, &meta, bloom).await?;
-    Ok(Some(meta))
+    Ok(Some(Merged { meta, bloom }))
 }
 
 /// Writes the picked rows as one batch and lets go of the input batches they came from.

@@ -1,0 +1,425 @@
+//! Compaction and retention, Tempo's compactor redesigned as a scheduled function. One run,
+//! per tenant and under that tenant's lease:
+//!
+//! 1. finishes interrupted work: live blocks that another live block replaces are marked;
+//! 2. retention: blocks whose newest span is older than the tenant's retention are marked;
+//! 3. deletes blocks marked longer ago than the grace period, and abandoned partial blocks;
+//! 4. merges blocks as [`plan`] chooses, oldest windows first, each job only if it can finish
+//!    within the run's time budget: output committed (it hides its inputs from then on), then
+//!    the inputs marked;
+//! 5. rewrites the tenant index.
+//!
+//! Every step is ordered so that a crash between any two object-store writes loses nothing and
+//! shows nothing twice, and the next run completes it.
+
+mod lease;
+mod merge;
+mod plan;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tempest_core::TenantId;
+
+pub use lease::{Acquired, LEASE_FOLDER, Lease, LeaseRecord};
+pub use merge::{MergeOptions, Merged, merge, merge_data};
+pub use plan::{ACTIVE_PERIOD, PlanOptions, plan};
+
+use crate::BlockError;
+use crate::index::{self, IndexedBlock};
+use crate::listing::{self, TenantListing};
+use crate::marks;
+use crate::meta::BlockMeta;
+use crate::reader;
+use crate::store::Location;
+use crate::tenant_index::{CompactedEntry, TenantIndex};
+
+/// The time compaction decides by: the system clock, or a test's.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Everything a compaction run is configured by.
+#[derive(Debug, Clone)]
+pub struct CompactOptions {
+    /// What to merge.
+    pub plan: PlanOptions,
+    /// How much a merge holds in memory.
+    pub merge: MergeOptions,
+    /// How long blocks are kept, unless the tenant has its own.
+    pub retention: Duration,
+    /// Per-tenant retention.
+    pub tenant_retention: BTreeMap<String, Duration>,
+    /// How long a marked block stays before it is deleted (in-flight queries may still read
+    /// it): Tempo's `compacted_block_retention`.
+    pub grace: Duration,
+    /// How long one run may take: no merge starts that is not expected to finish within it.
+    pub time_budget: Duration,
+    /// Merge speed assumed before the run has measured its own, spans per second.
+    pub assumed_spans_per_sec: f64,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions {
+            plan: PlanOptions {
+                window: Duration::from_secs(3600),
+                max_input_blocks: 32,
+                max_block_bytes: 1 << 30,
+            },
+            merge: MergeOptions::default(),
+            retention: Duration::from_secs(14 * 24 * 3600),
+            tenant_retention: BTreeMap::new(),
+            grace: Duration::from_secs(3600),
+            time_budget: Duration::from_secs(240),
+            assumed_spans_per_sec: 100_000.0,
+        }
+    }
+}
+
+impl CompactOptions {
+    /// `tenant`'s retention.
+    pub fn retention_of(&self, tenant: &str) -> Duration {
+        self.tenant_retention
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.retention)
+    }
+}
+
+/// What a run did for one tenant.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct TenantReport {
+    /// The tenant.
+    pub tenant: String,
+    /// Set when another compactor held the tenant's lease (nothing was done).
+    pub busy_with: Option<String>,
+    /// Merge jobs completed.
+    pub merged_jobs: u64,
+    /// Blocks merged away.
+    pub input_blocks: u64,
+    /// Spans written by merges (after dropping duplicates).
+    pub spans_written: u64,
+    /// Live blocks marked because a committed block replaces them (interrupted runs).
+    pub marked_replaced: u64,
+    /// Blocks marked by retention.
+    pub marked_retention: u64,
+    /// Marked blocks deleted after their grace period.
+    pub deleted_blocks: u64,
+    /// Abandoned partial blocks deleted.
+    pub deleted_partial: u64,
+    /// Merge jobs left for the next run (time budget).
+    pub jobs_left: u64,
+    /// Blocks in the rewritten tenant index.
+    pub indexed_blocks: u64,
+}
+
+/// Progress of a run, for a CLI's progress bar.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    /// A tenant's merges are planned.
+    Planned {
+        /// The tenant.
+        tenant: &'a str,
+        /// Jobs planned.
+        jobs: usize,
+    },
+    /// One merge job finished.
+    Merged {
+        /// The tenant.
+        tenant: &'a str,
+        /// Spans it wrote.
+        spans: u64,
+    },
+}
+
+/// Folders with no meta at all are partial writes; they are deleted once this old (and older
+/// than the tenant's retention), long past any write still in progress.
+const PARTIAL_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Runs compaction over one location.
+pub struct Compactor {
+    loc: Location,
+    opts: CompactOptions,
+    clock: Arc<dyn Clock>,
+    owner: String,
+}
+
+impl Compactor {
+    /// A compactor over `loc` with a unique owner name for its leases.
+    pub fn new(loc: Location, opts: CompactOptions, clock: Arc<dyn Clock>) -> Self {
+        Compactor {
+            loc,
+            opts,
+            clock,
+            owner: format!("compactor-{}", uuid::Uuid::new_v4()),
+        }
+    }
+
+    /// This compactor's lease owner name.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    fn now_ms(&self) -> u64 {
+        unix_ms(self.clock.now())
+    }
+
+    /// One run over every tenant (or only `tenants` when given), within the time budget.
+    pub async fn run(
+        &self,
+        tenants: Option<&[TenantId]>,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Vec<TenantReport>, BlockError> {
+        let deadline = tokio::time::Instant::now() + self.opts.time_budget;
+        let tenants: Vec<TenantId> = match tenants {
+            Some(t) => t.to_vec(),
+            None => reader::list_tenants(&self.loc)
+                .await?
+                .iter()
+                .filter_map(|t| TenantId::parse(Some(t)).ok())
+                .collect(),
+        };
+        let mut reports = Vec::with_capacity(tenants.len());
+        for tenant in &tenants {
+            reports.push(self.run_tenant(tenant, deadline, progress).await?);
+        }
+        Ok(reports)
+    }
+
+    /// One run over `tenant`, stopping new work at `deadline`.
+    pub async fn run_tenant(
+        &self,
+        tenant: &TenantId,
+        deadline: tokio::time::Instant,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<TenantReport, BlockError> {
+        let mut report = TenantReport {
+            tenant: tenant.to_string(),
+            ..Default::default()
+        };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // The lease outlives the budget by a margin, so it is still held at the last commit.
+        let ttl = ms(remaining) + ms(Duration::from_secs(60));
+        let lease = match Lease::acquire(&self.loc, tenant, &self.owner, self.now_ms(), ttl).await?
+        {
+            Acquired::Held(lease) => lease,
+            Acquired::Busy(holder) => {
+                tracing::info!(tenant = %tenant, holder = %holder.owner, "tenant is being compacted elsewhere");
+                report.busy_with = Some(holder.owner);
+                return Ok(report);
+            }
+        };
+        let outcome = self
+            .work(tenant, &lease, deadline, progress, &mut report)
+            .await;
+        // Released even after a failure, unless the lease already ran out.
+        if lease.check(self.now_ms()).is_ok() {
+            lease.release().await?;
+        }
+        outcome?;
+        Ok(report)
+    }
+
+    async fn work(
+        &self,
+        tenant: &TenantId,
+        lease: &Lease,
+        deadline: tokio::time::Instant,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+        report: &mut TenantReport,
+    ) -> Result<(), BlockError> {
+        let loc = &self.loc;
+        let (listing, previous) = futures::join!(
+            TenantListing::of(loc, tenant),
+            TenantIndex::read(loc, tenant)
+        );
+        let listing = listing?;
+        let previous = previous.unwrap_or_else(|e| {
+            tracing::warn!(tenant = %tenant, error = %e, "tenant index unreadable; rebuilding it");
+            None
+        });
+        let persisted = previous
+            .as_ref()
+            .map(index::from_persisted)
+            .unwrap_or_default();
+        let known: HashMap<&str, IndexedBlock> = persisted
+            .iter()
+            .map(|b| (b.meta.block_id.as_str(), b.clone()))
+            .collect();
+        let mut live: Vec<IndexedBlock> =
+            index::resolve(loc, tenant, listing.live(), &known).await?;
+
+        // 1. Inputs of committed merges that an interrupted run did not mark.
+        let visible: HashSet<String> = listing::visible(&live, |b| &b.meta)
+            .iter()
+            .map(|b| b.meta.block_id.clone())
+            .collect();
+        let mut marked: Vec<CompactedEntry> = Vec::new();
+        for b in live.iter().filter(|b| !visible.contains(&b.meta.block_id)) {
+            self.mark(lease, &b.meta, &mut marked).await?;
+            report.marked_replaced += 1;
+        }
+        live.retain(|b| visible.contains(&b.meta.block_id));
+
+        // 2. Retention.
+        let now_ms = self.now_ms();
+        let retention_ms = ms(self.opts.retention_of(tenant.as_str()));
+        let cutoff_ns = u128::from(now_ms.saturating_sub(retention_ms)) * 1_000_000;
+        let (expired, kept): (Vec<IndexedBlock>, Vec<IndexedBlock>) = live
+            .into_iter()
+            .partition(|b| u128::from(b.meta.end_time_unix_nano) < cutoff_ns);
+        for b in &expired {
+            self.mark(lease, &b.meta, &mut marked).await?;
+            report.marked_retention += 1;
+        }
+        let mut live = kept;
+
+        // 3. Deletion after the grace period.
+        let compacted_at: HashMap<&str, u64> = previous
+            .iter()
+            .flat_map(|p| p.compacted.iter())
+            .map(|c| (c.block_id.as_str(), c.compacted_at_unix_ms))
+            .collect();
+        for id in listing.marked() {
+            let at = match compacted_at.get(id) {
+                Some(&at) => Some(at),
+                None => marks::read_compacted(loc, tenant.as_str(), id)
+                    .await?
+                    .map(|m| m.compacted_at_unix_ms),
+            };
+            let Some(at) = at else { continue };
+            if at.saturating_add(ms(self.opts.grace)) <= now_ms {
+                lease.check(self.now_ms())?;
+                marks::delete_block(loc, &listing.blocks[id]).await?;
+                report.deleted_blocks += 1;
+            } else {
+                marked.push(CompactedEntry {
+                    block_id: id.to_owned(),
+                    compacted_at_unix_ms: at,
+                });
+            }
+        }
+        let partial_age = ms(PARTIAL_AGE.max(self.opts.retention_of(tenant.as_str())));
+        for (id, block) in &listing.blocks {
+            let old = block
+                .last_modified()
+                .is_some_and(|t| unix_ms(t).saturating_add(partial_age) <= now_ms);
+            if !block.has_meta && !block.has_compacted_meta && old {
+                // Looked at again just before: a block committed since is left alone.
+                if reader::read_meta(loc, tenant, id).await?.is_none() {
+                    lease.check(self.now_ms())?;
+                    marks::delete_block(loc, block).await?;
+                    report.deleted_partial += 1;
+                }
+            }
+        }
+
+        // 4. Merges, oldest windows first, while the budget lasts.
+        let metas: Vec<BlockMeta> = live.iter().map(|b| b.meta.clone()).collect();
+        let jobs = plan(&metas, now_ms, &self.opts.plan);
+        progress(Progress::Planned {
+            tenant: tenant.as_str(),
+            jobs: jobs.len(),
+        });
+        let mut rate = self.opts.assumed_spans_per_sec.max(1.0);
+        for (n, job) in jobs.iter().enumerate() {
+            let spans: u64 = job.iter().map(|m| m.span_count).sum();
+            let expected = Duration::from_secs_f64(spans as f64 / rate);
+            let started = tokio::time::Instant::now();
+            if started + expected > deadline {
+                report.jobs_left = (jobs.len() - n) as u64;
+                tracing::info!(tenant = %tenant, left = report.jobs_left, "time budget reached; the rest is left for the next run");
+                break;
+            }
+            let merged =
+                tokio::time::timeout_at(deadline, merge_data(loc, tenant, job, self.opts.merge))
+                    .await;
+            let Ok(merged) = merged else {
+                // Out of time mid-merge: nothing was committed; the next run redoes the job.
+                report.jobs_left = (jobs.len() - n) as u64;
+                break;
+            };
+            let Some(merged) = merged? else { continue };
+            lease.check(self.now_ms())?;
+            merged.commit(loc).await?;
+            for input in job {
+                self.mark(lease, input, &mut marked).await?;
+            }
+            let inputs: HashSet<&str> = job.iter().map(|m| m.block_id.as_str()).collect();
+            live.retain(|b| !inputs.contains(b.meta.block_id.as_str()));
+            live.push(IndexedBlock {
+                meta: merged.meta.clone(),
+                bloom: Arc::new(merged.bloom()?),
+                footer: Arc::default(),
+            });
+            report.merged_jobs += 1;
+            report.input_blocks += job.len() as u64;
+            report.spans_written += merged.meta.span_count;
+            let took = started.elapsed().as_secs_f64().max(1e-3);
+            rate = (spans as f64 / took).max(1.0);
+            progress(Progress::Merged {
+                tenant: tenant.as_str(),
+                spans: merged.meta.span_count,
+            });
+        }
+
+        // 5. The tenant index.
+        live.sort_by(|a, b| {
+            (a.meta.start_time_unix_nano, &a.meta.block_id)
+                .cmp(&(b.meta.start_time_unix_nano, &b.meta.block_id))
+        });
+        let index = TenantIndex {
+            created_at_unix_ms: self.now_ms(),
+            blocks: live
+                .iter()
+                .map(|b| (b.meta.clone(), bytes::Bytes::from(b.bloom.to_bytes())))
+                .collect(),
+            compacted: marked,
+        };
+        lease.check(self.now_ms())?;
+        index.write(loc, tenant).await?;
+        report.indexed_blocks = index.blocks.len() as u64;
+        Ok(())
+    }
+
+    /// Marks one block compacted now, under the lease.
+    async fn mark(
+        &self,
+        lease: &Lease,
+        meta: &BlockMeta,
+        marked: &mut Vec<CompactedEntry>,
+    ) -> Result<(), BlockError> {
+        let now = self.now_ms();
+        lease.check(now)?;
+        marks::mark_compacted(&self.loc, meta, now).await?;
+        marked.push(CompactedEntry {
+            block_id: meta.block_id.clone(),
+            compacted_at_unix_ms: now,
+        });
+        Ok(())
+    }
+}
