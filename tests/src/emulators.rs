@@ -1,5 +1,6 @@
 //! Cloud storage emulators the tests start on free loopback ports: moto's S3 (`moto_server`,
-//! installed in the Python venv by scripts/test) for now. Each is killed when its handle drops.
+//! installed in the Python venv by scripts/test) and Azurite's Blob service (npm). Each is
+//! killed when its handle drops.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,4 +66,61 @@ pub async fn moto_s3() -> (Server, String) {
         "s3://tempest-blocks/traces?endpoint=http://127.0.0.1:{port}&allow_http=true&region=us-east-1&access_key_id=test&secret_access_key=test"
     );
     (server, storage)
+}
+
+/// Azurite's Blob service with a container `tempest-blocks` (created with the Azure SDK for
+/// Python): the handles, the traces storage URL, and the environment `tempest` needs for it.
+pub async fn azurite_blob() -> (
+    Server,
+    tempfile::TempDir,
+    String,
+    Vec<(&'static str, String)>,
+) {
+    let azurite = clients().join("node_modules/.bin/azurite-blob");
+    assert!(
+        azurite.exists(),
+        "Azurite is missing: scripts/test installs it"
+    );
+    let port = crate::free_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server(
+        Command::new(azurite)
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--location",
+            ])
+            .arg(data.path())
+            .args(["--silent", "--skipApiVersionCheck"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Azurite"),
+    );
+    wait_for_port(port, "Azurite").await;
+    let url = format!("http://127.0.0.1:{port}/devstoreaccount1");
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint={url};"
+    );
+    let out = Command::new(clients().join("python/.venv/bin/python"))
+        .args(["-c", "import sys; from azure.storage.blob import BlobServiceClient; BlobServiceClient.from_connection_string(sys.argv[1]).create_container('tempest-blocks')", &conn])
+        .output()
+        .expect("create container with the Azure SDK");
+    assert!(
+        out.status.success(),
+        "create container: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // object_store adds the emulator's account name to this base URL itself.
+    (
+        server,
+        data,
+        "az://tempest-blocks/traces?use_emulator=true".to_owned(),
+        vec![(
+            "AZURITE_BLOB_STORAGE_URL",
+            format!("http://127.0.0.1:{port}"),
+        )],
+    )
 }

@@ -1,11 +1,11 @@
 //! The ingest round trip against S3 (moto's `moto_server`) and Azure Blob (Azurite), each started
 //! here on a free loopback port: spans in over OTLP, committed blocks read back with `tempest blocks`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
-use tempest_tests::emulators::{Server, clients, moto_s3, wait_for_port};
-use tempest_tests::{Tempest, free_port};
+use tempest_tests::Tempest;
+use tempest_tests::emulators::{azurite_blob, moto_s3};
 
 fn blocks_cli(storage: &str, envs: &[(&str, String)], args: &[&str]) -> String {
     let out = Command::new(tempest_tests::tempest::binary())
@@ -69,50 +69,6 @@ async fn s3_via_moto() {
 
 #[tokio::test]
 async fn azure_blob_via_azurite() {
-    let azurite = clients().join("node_modules/.bin/azurite-blob");
-    assert!(
-        azurite.exists(),
-        "Azurite is missing: scripts/test installs it"
-    );
-    let port = free_port();
-    let data = tempfile::tempdir().expect("tempdir");
-    let _server = Server(
-        Command::new(azurite)
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--location",
-            ])
-            .arg(data.path())
-            .args(["--silent", "--skipApiVersionCheck"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Azurite"),
-    );
-    wait_for_port(port, "Azurite").await;
-    let url = format!("http://127.0.0.1:{port}/devstoreaccount1");
-    let conn = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint={url};"
-    );
-    let out = Command::new(clients().join("python/.venv/bin/python"))
-        .args(["-c", "import sys; from azure.storage.blob import BlobServiceClient; BlobServiceClient.from_connection_string(sys.argv[1]).create_container('tempest-blocks')", &conn])
-        .output()
-        .expect("create container with the Azure SDK");
-    assert!(
-        out.status.success(),
-        "create container: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // object_store adds the emulator's account name to this base URL itself.
-    round_trip(
-        "az://tempest-blocks/traces?use_emulator=true",
-        vec![(
-            "AZURITE_BLOB_STORAGE_URL",
-            format!("http://127.0.0.1:{port}"),
-        )],
-    )
-    .await;
+    let (_azurite, _data, storage, envs) = azurite_blob().await;
+    round_trip(&storage, envs).await;
 }

@@ -75,6 +75,11 @@ pub const CATALOG: &[Function] = &[
         summary: "Tempo query API: trace by ID, TraceQL search, tags",
     },
     Function {
+        name: "compact",
+        trigger: Trigger::Schedule,
+        summary: "merges blocks, applies retention, rewrites the tenant index",
+    },
+    Function {
         name: "search-worker",
         trigger: Trigger::Invoked,
         summary: "one search job over a slice of blocks (JSON)",
@@ -146,6 +151,60 @@ pub fn query_http(storage: &str, search_worker: Option<&str>) -> anyhow::Result<
 pub fn search_worker_http(storage: &str) -> anyhow::Result<Router> {
     let loc = tempest_blocks::store::Location::open(storage)?;
     Ok(tempest_query::router::search_worker_router(loc))
+}
+
+/// The `compact` function over the blocks at `storage`, configured as Tempo's compactor is.
+pub fn compactor(
+    storage: &str,
+    config: &tempest_core::config::CompactionConfig,
+) -> anyhow::Result<tempest_blocks::compact::Compactor> {
+    use tempest_blocks::compact::{CompactOptions, Compactor, PlanOptions, SystemClock};
+    let loc = tempest_blocks::store::Location::open(storage)?;
+    let opts = CompactOptions {
+        plan: PlanOptions {
+            window: config.window,
+            max_input_blocks: config.max_input_blocks,
+            max_block_bytes: config.max_block_bytes,
+        },
+        retention: config.retention,
+        tenant_retention: config.tenant_retention.clone(),
+        grace: config.compacted_block_retention,
+        time_budget: config.time_budget,
+        ..CompactOptions::default()
+    };
+    Ok(Compactor::new(loc, opts, Arc::new(SystemClock)))
+}
+
+/// Runs `compact` every `interval` until the process ends (the first run one interval after
+/// start); a failed run is logged and retried at the next tick.
+pub fn schedule_compaction(
+    compactor: tempest_blocks::compact::Compactor,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match compactor.run(None, &|_| {}).await {
+                Ok(reports) => {
+                    for r in reports {
+                        tracing::info!(
+                            tenant = %r.tenant,
+                            merged = r.merged_jobs,
+                            spans = r.spans_written,
+                            retention_marked = r.marked_retention,
+                            deleted = r.deleted_blocks,
+                            left = r.jobs_left,
+                            busy_with = ?r.busy_with,
+                            "compaction run"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "compaction run failed"),
+            }
+        }
+    })
 }
 
 /// Invokes a `search-worker` with an HTTP POST of the job.

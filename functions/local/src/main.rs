@@ -27,6 +27,28 @@ enum Command {
     Functions,
     /// Inspect trace blocks: list them, show one's meta, dump a trace.
     Blocks(BlocksArgs),
+    /// Run `compact` once: merge small blocks, apply retention, delete what has been
+    /// compacted, rewrite the tenant indexes.
+    Compact(CompactArgs),
+}
+
+#[derive(clap::Args)]
+struct CompactArgs {
+    /// Block storage (folder, file:///…, s3://…, az://…); default: the configured one.
+    #[arg(long)]
+    storage: Option<String>,
+    /// Only this tenant (repeatable); default: every tenant in the storage.
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+    /// How long the run may take (e.g. 30s, 5m); default: the configured time budget.
+    #[arg(long = "time-budget")]
+    time_budget: Option<String>,
+    /// Print one JSON object per tenant instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// YAML config file.
+    #[arg(long, env = "TEMPEST_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -226,6 +248,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    let interval = config.traces.compaction.interval;
+    let _compaction = (!interval.is_zero())
+        .then(|| {
+            let compactor = tempest_catalog::compactor(&storage, &config.traces.compaction)?;
+            tracing::info!(every = ?interval, storage = %storage, "compaction scheduled");
+            Ok::<_, anyhow::Error>(tempest_catalog::schedule_compaction(compactor, interval))
+        })
+        .transpose()?;
     axum::serve(
         listener,
         tempest_catalog::dapr_http(rt).into_make_service_with_connect_info::<SocketAddr>(),
@@ -313,19 +343,82 @@ fn parse_trace_id(hex: &str) -> anyhow::Result<[u8; 16]> {
     Ok(id)
 }
 
+/// The configuration a CLI tool runs with: the file given (or none), then the environment,
+/// then `--storage`.
+fn tool_config(file: &Option<PathBuf>, storage: &Option<String>) -> anyhow::Result<Config> {
+    let mut config = match file {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    config.apply_env(std::env::vars())?;
+    if let Some(s) = storage {
+        config.traces.storage = Some(s.clone());
+    }
+    Ok(config)
+}
+
+async fn compact(args: CompactArgs) -> anyhow::Result<()> {
+    let mut config = tool_config(&args.config, &args.storage)?;
+    if let Some(budget) = &args.time_budget {
+        config.traces.compaction.time_budget =
+            tempest_core::config::parse_duration("--time-budget", budget)?;
+    }
+    let storage = config.traces_storage();
+    let compactor = tempest_catalog::compactor(&storage, &config.traces.compaction)?;
+    let tenants = args
+        .tenants
+        .iter()
+        .map(|t| tempest_core::TenantId::parse(Some(t)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pb = indicatif::ProgressBar::new(0);
+    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} merges")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = |p: tempest_blocks::compact::Progress<'_>| match p {
+        tempest_blocks::compact::Progress::Planned { tenant, jobs } => {
+            pb.set_message(format!("tenant {tenant}"));
+            pb.set_length(jobs as u64);
+            pb.set_position(0);
+        }
+        tempest_blocks::compact::Progress::Merged { .. } => pb.inc(1),
+    };
+    let reports = compactor
+        .run(
+            (!tenants.is_empty()).then_some(tenants.as_slice()),
+            &progress,
+        )
+        .await?;
+    pb.finish_and_clear();
+    for r in &reports {
+        if args.json {
+            println!("{}", serde_json::to_string(r)?);
+        } else if let Some(holder) = &r.busy_with {
+            println!("{:<20} skipped: {holder} is compacting it", r.tenant);
+        } else {
+            println!(
+                "{:<20} merged {} blocks in {} jobs ({} spans), retention marked {}, deleted {} \
+                 (+{} partial), {} jobs left, index of {} blocks",
+                r.tenant,
+                r.input_blocks,
+                r.merged_jobs,
+                r.spans_written,
+                r.marked_retention,
+                r.deleted_blocks,
+                r.deleted_partial,
+                r.jobs_left,
+                r.indexed_blocks
+            );
+        }
+    }
+    eprintln!("compacted {} tenants in {storage}", reports.len());
+    Ok(())
+}
+
 async fn blocks(args: BlocksArgs) -> anyhow::Result<()> {
     use tempest_blocks::{reader, store::Location};
-    let storage = match &args.storage {
-        Some(s) => s.clone(),
-        None => {
-            let mut config = match &args.config {
-                Some(p) => Config::from_file(p)?,
-                None => Config::default(),
-            };
-            config.apply_env(std::env::vars())?;
-            config.traces_storage()
-        }
-    };
+    let storage = tool_config(&args.config, &args.storage)?.traces_storage();
     let loc = Location::open(&storage)?;
     let tenant = tempest_core::TenantId::parse(Some(&args.tenant))?;
     match args.what {
@@ -396,6 +489,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Blocks(args) => blocks(args).await,
+        Command::Compact(args) => compact(args).await,
         Command::Functions => {
             for f in tempest_catalog::CATALOG {
                 println!(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -78,6 +79,113 @@ pub struct TracesConfig {
     /// Send each search job to the `search-worker` at this URL (HTTP POST) instead of
     /// running it in the query process.
     pub search_worker_url: Option<String>,
+    /// Compaction and retention of blocks.
+    pub compaction: CompactionConfig,
+}
+
+/// Settings of the `compact` function (Tempo's compactor and retention settings). Durations
+/// are written like Tempo's: `30s`, `5m`, `1h`, `336h`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// How often `tempest serve` runs `compact`; `0s` turns the schedule off.
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    /// How long one run may take (a Lambda run has a hard deadline); what does not fit is
+    /// left for the next run.
+    #[serde(with = "duration_text")]
+    pub time_budget: Duration,
+    /// Width of a compaction window (Tempo's `compaction_window`).
+    #[serde(with = "duration_text")]
+    pub window: Duration,
+    /// Most blocks merged into one (Tempo's `max_input_blocks`).
+    pub max_input_blocks: usize,
+    /// Most data bytes in a merged block (Tempo's `max_block_bytes`).
+    pub max_block_bytes: u64,
+    /// How long blocks are kept (Tempo's `block_retention`).
+    #[serde(with = "duration_text")]
+    pub retention: Duration,
+    /// Per-tenant retention, overriding `retention`.
+    #[serde(with = "duration_map_text")]
+    pub tenant_retention: BTreeMap<String, Duration>,
+    /// How long a compacted block is kept for in-flight queries before it is deleted
+    /// (Tempo's `compacted_block_retention`).
+    #[serde(with = "duration_text")]
+    pub compacted_block_retention: Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            interval: Duration::from_secs(300),
+            time_budget: Duration::from_secs(240),
+            window: Duration::from_secs(3600),
+            max_input_blocks: 32,
+            max_block_bytes: 1 << 30,
+            retention: Duration::from_secs(336 * 3600),
+            tenant_retention: BTreeMap::new(),
+            compacted_block_retention: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Parses a duration the way the config file writes them (`90s`, `5m`, `1h30m`, `336h`).
+pub fn parse_duration(name: &str, text: &str) -> Result<Duration, ConfigError> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+        name: name.into(),
+        message: format!("{text:?} is not a duration like 30s, 5m or 336h: {e}"),
+    })
+}
+
+/// Parses `tenant=duration,…` (`TEMPEST_TENANT_RETENTION`).
+pub fn parse_tenant_durations(
+    name: &str,
+    text: &str,
+) -> Result<BTreeMap<String, Duration>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let (tenant, d) = pair.split_once('=').ok_or_else(|| ConfigError::Invalid {
+            name: name.into(),
+            message: format!("{pair:?} is not tenant=duration"),
+        })?;
+        out.insert(tenant.trim().to_owned(), parse_duration(name, d)?);
+    }
+    Ok(out)
+}
+
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration("duration", &text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod duration_map_text {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| {
+                super::parse_duration(&k, &v)
+                    .map(|d| (k, d))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
 }
 
 impl Default for TracesConfig {
@@ -93,6 +201,7 @@ impl Default for TracesConfig {
             max_body_size: 20 << 20,
             self_telemetry: true,
             search_worker_url: None,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -232,6 +341,30 @@ impl Config {
                 "TEMPEST_TRACES_MAX_BODY_SIZE" => {
                     self.traces.max_body_size = parse_num(name, value)?
                 }
+                "TEMPEST_COMPACTION_INTERVAL" => {
+                    self.traces.compaction.interval = parse_duration(name, value)?
+                }
+                "TEMPEST_COMPACTION_TIME_BUDGET" => {
+                    self.traces.compaction.time_budget = parse_duration(name, value)?
+                }
+                "TEMPEST_COMPACTION_WINDOW" => {
+                    self.traces.compaction.window = parse_duration(name, value)?
+                }
+                "TEMPEST_COMPACTION_MAX_INPUT_BLOCKS" => {
+                    self.traces.compaction.max_input_blocks = parse_num(name, value)?
+                }
+                "TEMPEST_COMPACTION_MAX_BLOCK_BYTES" => {
+                    self.traces.compaction.max_block_bytes = parse_num(name, value)?
+                }
+                "TEMPEST_RETENTION" => {
+                    self.traces.compaction.retention = parse_duration(name, value)?
+                }
+                "TEMPEST_TENANT_RETENTION" => {
+                    self.traces.compaction.tenant_retention = parse_tenant_durations(name, value)?
+                }
+                "TEMPEST_COMPACTED_BLOCK_RETENTION" => {
+                    self.traces.compaction.compacted_block_retention = parse_duration(name, value)?
+                }
                 "DAPR_API_TOKEN" if !value.is_empty() => self.dapr.api_token = Some(value.into()),
                 "APP_API_TOKEN" if !value.is_empty() => {
                     self.dapr.app_api_token = Some(value.into())
@@ -303,5 +436,52 @@ mod tests {
         ));
         std::fs::write(&path, "nosuchsetting: 1\n").expect("write");
         assert!(Config::from_file(&path).is_err());
+        std::fs::write(&path, "traces:\n  compaction:\n    retention: soon\n").expect("write");
+        assert!(Config::from_file(&path).is_err());
+        for (name, value) in [
+            ("TEMPEST_RETENTION", "14 days-ish"),
+            ("TEMPEST_TENANT_RETENTION", "a:1h"),
+            ("TEMPEST_TENANT_RETENTION", "a=forever"),
+            ("TEMPEST_COMPACTION_MAX_INPUT_BLOCKS", "-1"),
+        ] {
+            assert!(c.apply_env([(name, value)]).is_err(), "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn compaction_settings_from_file_and_env() {
+        let c = Config::default().traces.compaction;
+        assert_eq!(
+            c.retention,
+            Duration::from_secs(14 * 24 * 3600),
+            "Tempo's 336h"
+        );
+        assert_eq!(c.compacted_block_retention, Duration::from_secs(3600));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tempest.yaml");
+        std::fs::write(
+            &path,
+            "traces:\n  compaction:\n    interval: 30s\n    retention: 48h\n    \
+             tenant_retention:\n      team-a: 1h30m\n",
+        )
+        .expect("write");
+        let mut c = Config::from_file(&path).expect("parse");
+        let k = &c.traces.compaction;
+        assert_eq!(k.interval, Duration::from_secs(30));
+        assert_eq!(k.retention, Duration::from_secs(48 * 3600));
+        assert_eq!(k.tenant_retention["team-a"], Duration::from_secs(5400));
+        c.apply_env([
+            ("TEMPEST_COMPACTION_INTERVAL", "0"),
+            ("TEMPEST_TENANT_RETENTION", "b=24h, c=10m"),
+            ("TEMPEST_COMPACTED_BLOCK_RETENTION", "5m"),
+            ("TEMPEST_COMPACTION_MAX_INPUT_BLOCKS", "100"),
+        ])
+        .expect("env");
+        let k = &c.traces.compaction;
+        assert_eq!(k.interval, Duration::ZERO);
+        assert_eq!(k.tenant_retention.len(), 2);
+        assert_eq!(k.tenant_retention["c"], Duration::from_secs(600));
+        assert_eq!(k.compacted_block_retention, Duration::from_secs(300));
+        assert_eq!(k.max_input_blocks, 100);
     }
 }

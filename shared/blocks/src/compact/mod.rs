@@ -222,8 +222,9 @@ impl Compactor {
             ..Default::default()
         };
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        // The lease outlives the budget by a margin, so it is still held at the last commit.
-        let ttl = ms(remaining) + ms(Duration::from_secs(60));
+        // The lease outlives the budget by a margin (the writes after the last merge), so it
+        // is still held at the last commit; a killed run blocks the tenant no longer than this.
+        let ttl = ms(remaining) + ms(remaining.min(Duration::from_secs(60)));
         let lease = match Lease::acquire(&self.loc, tenant, &self.owner, self.now_ms(), ttl).await?
         {
             Acquired::Held(lease) => lease,
