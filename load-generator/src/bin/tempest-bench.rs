@@ -114,6 +114,13 @@ enum Cmd {
         /// Traces per block at the smaller size (the default mix: ~7 spans per trace).
         #[arg(long, default_value_t = 100)]
         traces_per_block: u32,
+        /// Input sizes, as multiples of `traces_per_block`.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+        scales: Vec<u32>,
+        /// Keep the input blocks under this folder (`x1/`, `x10/`) for profiling
+        /// `compact-one` on them; default: a temporary folder.
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// Internal: one merge of every block under `storage`, printing CPU and peak memory.
     #[command(hide = true)]
@@ -1318,15 +1325,23 @@ async fn ingest_one(payload: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn compact_bench(blocks: u32, traces_per_block: u32) -> anyhow::Result<()> {
+async fn compact_bench(
+    blocks: u32,
+    traces_per_block: u32,
+    scales: &[u32],
+    keep: Option<PathBuf>,
+) -> anyhow::Result<()> {
     println!("## Compaction: {blocks} level-0 blocks into one\n");
     println!(
         "| input | spans | merge spans/s per core | decode-only spans/s per core | merge / decode | peak RSS |"
     );
     println!("|---|---|---|---|---|---|");
-    for scale in [1u32, 10] {
+    for &scale in scales {
         let dir = tempfile::tempdir()?;
-        let storage = dir.path().to_string_lossy().to_string();
+        let storage = match &keep {
+            Some(k) => k.join(format!("x{scale}")).to_string_lossy().to_string(),
+            None => dir.path().to_string_lossy().to_string(),
+        };
         let loc = tempest_blocks::store::Location::open(&storage)?;
         let tenant = tempest_core::TenantId::parse(None)?;
         let mut g = tempest_load_generator::synth::Generator::new(
@@ -1429,7 +1444,9 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Compact {
             blocks,
             traces_per_block,
-        } => compact_bench(blocks, traces_per_block).await,
+            scales,
+            keep,
+        } => compact_bench(blocks, traces_per_block, &scales, keep).await,
         Cmd::CompactOne { storage } => compact_one(&storage).await,
         Cmd::Search {
             traces,

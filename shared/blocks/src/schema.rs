@@ -236,6 +236,9 @@ pub fn scan_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Most rows in a data page (also the window compaction reads its inputs in).
+pub const PAGE_ROWS: usize = 4096;
+
 /// Writer settings: each column's encoding, compression and statistics, and `max_row_group`
 /// spans per row group.
 pub fn writer_properties(max_row_group: usize) -> WriterProperties {
@@ -244,6 +247,10 @@ pub fn writer_properties(max_row_group: usize) -> WriterProperties {
     let zstd = ZstdLevel::try_new(1).map_or(zstd, Compression::ZSTD);
     let mut props = WriterProperties::builder()
         .set_max_row_group_size(max_row_group)
+        // Pages of at most 64 KiB and 4,096 rows: compaction reads its inputs a few thousand
+        // rows at a time and fetches whole pages, so small pages keep its memory flat.
+        .set_data_page_size_limit(64 << 10)
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_compression(Compression::UNCOMPRESSED)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_statistics_truncate_length(Some(64));

@@ -36,13 +36,14 @@ fn span(trace: u8, n: u8, kind: SpanKind, start: u64) -> Span {
 }
 
 /// What identifies a stored span.
-fn identity(s: &Span) -> ([u8; 16], u64, [u8; 8], i32, String) {
+fn identity(s: &Span) -> ([u8; 16], u64, [u8; 8], i32, String, Option<[u8; 8]>) {
     (
         s.trace_id,
         s.start_unix_nano,
         s.span_id,
         s.kind as i32,
         format!("{:?}", s.attributes),
+        s.parent_span_id,
     )
 }
 
@@ -77,6 +78,7 @@ async fn merge_keeps_every_distinct_span_once_in_order() {
 
     let opts = MergeOptions {
         batch_rows: 7,
+        window_rows: 11,
         output_rows: 5,
         row_group_spans: 13,
     };

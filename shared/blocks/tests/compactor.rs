@@ -283,6 +283,7 @@ fn options() -> CompactOptions {
         },
         merge: MergeOptions {
             batch_rows: 3,
+            window_rows: 4,
             output_rows: 4,
             row_group_spans: 5,
         },

@@ -5,24 +5,24 @@
 //! trace end up adjacent, and exact duplicate spans (the same span in two inputs, as after a
 //! retried write or an interrupted compaction) are written once.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
+use std::collections::BinaryHeap;
 
-use arrow_array::{Array, FixedSizeBinaryArray, Int8Array, Int64Array, RecordBatch};
-use futures::StreamExt;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, Int8Array, Int64Array, RecordBatch};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use parquet::arrow::async_reader::ParquetObjectReader;
-use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::async_writer::ParquetObjectWriter;
 use tempest_core::TenantId;
 
+use super::window::Windowed;
 use crate::BlockError;
 use crate::bloom::Bloom;
 use crate::listing::{DATA, block_path};
 use crate::meta::{BlockMeta, FORMAT};
 use crate::reader::corrupt;
-use crate::scan::{Footer, open};
 use crate::schema::{self, columns};
 use crate::store::Location;
 
@@ -31,6 +31,8 @@ use crate::store::Location;
 pub struct MergeOptions {
     /// Rows read from each input at a time.
     pub batch_rows: usize,
+    /// Rows of an input whose pages are fetched at a time.
+    pub window_rows: usize,
     /// Rows per output batch handed to the Parquet writer.
     pub output_rows: usize,
     /// Rows per output row group (the writer keeps one encoded row group in memory).
@@ -41,6 +43,7 @@ impl Default for MergeOptions {
     fn default() -> Self {
         MergeOptions {
             batch_rows: 512,
+            window_rows: schema::PAGE_ROWS,
             output_rows: 8192,
             row_group_spans: crate::writer::ROW_GROUP_SPANS,
         }
@@ -49,7 +52,7 @@ impl Default for MergeOptions {
 
 /// One input: its stream and the batch being merged.
 struct Input {
-    stream: ParquetRecordBatchStream<ParquetObjectReader>,
+    stream: Windowed,
     batch: Option<RecordBatch>,
     row: usize,
     /// The key of `row`, once computed.
@@ -60,11 +63,12 @@ struct Input {
 
 /// The merge key of a row: the stored order (trace id, start, span id). Rows with equal keys
 /// are duplicates unless their kinds differ (Zipkin's shared client and server spans).
+/// Ids are compared as big-endian integers, which orders them as their bytes.
 #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
 struct Key {
-    trace_id: [u8; 16],
+    trace_id: u128,
     start: i64,
-    span_id: [u8; 8],
+    span_id: u64,
 }
 
 /// The columns of a batch that make up the merge key, looked up once per batch.
@@ -95,17 +99,19 @@ impl KeyColumns {
     fn key(&self, row: usize) -> Result<(Key, i8), String> {
         Ok((
             Key {
-                trace_id: self
-                    .trace_id
-                    .value(row)
-                    .try_into()
-                    .map_err(|_| "trace id width")?,
+                trace_id: u128::from_be_bytes(
+                    self.trace_id
+                        .value(row)
+                        .try_into()
+                        .map_err(|_| "trace id width")?,
+                ),
                 start: self.start.value(row),
-                span_id: self
-                    .span_id
-                    .value(row)
-                    .try_into()
-                    .map_err(|_| "span id width")?,
+                span_id: u64::from_be_bytes(
+                    self.span_id
+                        .value(row)
+                        .try_into()
+                        .map_err(|_| "span id width")?,
+                ),
             },
             self.kind.value(row),
         ))
@@ -142,9 +148,8 @@ impl Input {
             {
                 return Ok(true);
             }
-            match self.stream.next().await {
+            match self.stream.next().await? {
                 Some(batch) => {
-                    let batch = batch?;
                     self.columns = Some(KeyColumns::of(&batch).map_err(|e| corrupt("input", e))?);
                     self.batch = Some(batch);
                     self.row = 0;
@@ -223,10 +228,9 @@ pub async fn merge_data(
     }
     let mut sources = Vec::with_capacity(inputs.len());
     for meta in inputs {
-        let stream = open(loc, meta, &Footer::default())
-            .await?
-            .with_batch_size(opts.batch_rows.max(1))
-            .build()?;
+        let stream = Windowed::open(loc, meta, opts.window_rows, opts.batch_rows)
+            .await
+            .map_err(|e| with_block(e, meta))?;
         sources.push(Input {
             stream,
             batch: None,
@@ -254,73 +258,78 @@ pub async fn merge_data(
     let mut held: Vec<RecordBatch> = Vec::new();
     let mut picks: Vec<(usize, usize)> = Vec::new();
     let mut held_of: Vec<Option<usize>> = vec![None; sources.len()];
+    // The inputs' current keys in a min-heap: O(log k) per row for k inputs.
+    let mut heap = BinaryHeap::with_capacity(sources.len());
     for (i, s) in sources.iter_mut().enumerate() {
         s.refresh().await.map_err(|e| with_block(e, &inputs[i]))?;
-    }
-    loop {
-        // The smallest current row among the inputs: a scan over their cached keys.
-        let mut best: Option<(usize, Key, i8)> = None;
-        for (i, s) in sources.iter().enumerate() {
-            if let Some((key, kind)) = s.key
-                && best
-                    .as_ref()
-                    .is_none_or(|(_, k, _)| key.cmp(k) == Ordering::Less)
-            {
-                best = Some((i, key, kind));
-            }
+        if let Some((key, _)) = s.key {
+            heap.push(Reverse((key, i)));
         }
-        let Some((i, key, kind)) = best else { break };
-        let source = &mut sources[i];
-        let duplicate = match &mut last {
-            Some((k, kinds)) if *k == key => {
-                if kinds.contains(&kind) {
-                    true
-                } else {
-                    kinds.push(kind);
+    }
+    while let Some(Reverse((_, i))) = heap.pop() {
+        // Take rows from input `i` while it stays the smallest: runs need no heap work.
+        loop {
+            let source = &mut sources[i];
+            let Some((key, kind)) = source.key else { break };
+            if heap.peek().is_some_and(|Reverse((top, _))| *top < key) {
+                heap.push(Reverse((key, i)));
+                break;
+            }
+            let duplicate = match &mut last {
+                Some((k, kinds)) if *k == key => {
+                    if kinds.contains(&kind) {
+                        true
+                    } else {
+                        kinds.push(kind);
+                        false
+                    }
+                }
+                _ => {
+                    if last
+                        .as_ref()
+                        .is_none_or(|(k, _)| k.trace_id != key.trace_id)
+                    {
+                        traces += 1;
+                        bloom.insert(&key.trace_id.to_be_bytes());
+                    }
+                    last = Some((key, vec![kind]));
                     false
                 }
-            }
-            _ => {
-                if last
-                    .as_ref()
-                    .is_none_or(|(k, _)| k.trace_id != key.trace_id)
-                {
-                    traces += 1;
-                    bloom.insert(&key.trace_id);
-                }
-                last = Some((key, vec![kind]));
-                false
-            }
-        };
-        if !duplicate {
-            let slot = match held_of[i] {
-                Some(slot) => slot,
-                None => {
-                    let batch = source
-                        .batch
-                        .clone()
-                        .ok_or_else(|| corrupt(&inputs[i].block_id, "no batch"))?;
-                    held.push(batch);
-                    held_of[i] = Some(held.len() - 1);
-                    held.len() - 1
-                }
             };
-            picks.push((slot, source.row));
-            spans += 1;
+            if !duplicate {
+                let slot = match held_of[i] {
+                    Some(slot) => slot,
+                    None => {
+                        let batch = source
+                            .batch
+                            .clone()
+                            .ok_or_else(|| corrupt(&inputs[i].block_id, "no batch"))?;
+                        held.push(batch);
+                        held_of[i] = Some(held.len() - 1);
+                        held.len() - 1
+                    }
+                };
+                picks.push((slot, source.row));
+                spans += 1;
+            }
+            source.row += 1;
+            // Moving to its next batch: rows picked from this one stay in `held` until the
+            // output batch is written.
+            if source
+                .batch
+                .as_ref()
+                .is_none_or(|b| source.row >= b.num_rows())
+            {
+                held_of[i] = None;
+            }
+            if picks.len() >= opts.output_rows.max(1) {
+                flush(&mut writer, &mut held, &mut picks, &mut held_of).await?;
+            }
+            source
+                .refresh()
+                .await
+                .map_err(|e| with_block(e, &inputs[i]))?;
         }
-        source.row += 1;
-        // An input moving to its next batch, or a full output batch: write what is picked.
-        let batch_done = source
-            .batch
-            .as_ref()
-            .is_none_or(|b| source.row >= b.num_rows());
-        if picks.len() >= opts.output_rows.max(1) || batch_done {
-            flush(&mut writer, &mut held, &mut picks, &mut held_of).await?;
-        }
-        sources[i]
-            .refresh()
-            .await
-            .map_err(|e| with_block(e, &inputs[i]))?;
     }
     flush(&mut writer, &mut held, &mut picks, &mut held_of).await?;
     if spans == 0 {
@@ -376,12 +385,71 @@ async fn flush(
     held_of: &mut [Option<usize>],
 ) -> Result<(), BlockError> {
     if !picks.is_empty() {
-        let refs: Vec<&RecordBatch> = held.iter().collect();
-        let out = arrow_select::interleave::interleave_record_batch(&refs, picks)?;
+        let out = interleave_batches(held, picks)?;
         writer.write(&out).await?;
         picks.clear();
     }
     held.clear();
     held_of.fill(None);
     Ok(())
+}
+
+/// The picked rows of `batches` as one batch. Arrow's `interleave` copies fixed-width binary
+/// (the trace and span id columns) one row at a time through a generic path; those are
+/// gathered directly here.
+fn interleave_batches(
+    batches: &[RecordBatch],
+    picks: &[(usize, usize)],
+) -> Result<RecordBatch, BlockError> {
+    let Some(first) = batches.first() else {
+        return Err(corrupt("merge", "no input batches"));
+    };
+    let schema = first.schema();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for c in 0..schema.fields().len() {
+        let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+        let column = match schema.field(c).data_type() {
+            arrow_schema::DataType::FixedSizeBinary(width) => {
+                let fixed: Vec<&FixedSizeBinaryArray> = arrays
+                    .iter()
+                    .map(|a| {
+                        a.as_any()
+                            .downcast_ref::<FixedSizeBinaryArray>()
+                            .ok_or_else(|| corrupt("merge", "fixed-size binary column"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Arc::new(gather_fixed(&fixed, picks, *width)?) as ArrayRef
+            }
+            _ => arrow_select::interleave::interleave(&arrays, picks)?,
+        };
+        columns.push(column);
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// `picks` of fixed-size binary arrays of `width` bytes, nulls kept.
+fn gather_fixed(
+    arrays: &[&FixedSizeBinaryArray],
+    picks: &[(usize, usize)],
+    width: i32,
+) -> Result<FixedSizeBinaryArray, BlockError> {
+    let w = usize::try_from(width).map_err(|_| corrupt("merge", "negative width"))?;
+    let mut bytes = Vec::with_capacity(picks.len() * w);
+    let mut nulls = arrays
+        .iter()
+        .any(|a| a.null_count() > 0)
+        .then(|| arrow_buffer::BooleanBufferBuilder::new(picks.len()));
+    for &(b, row) in picks {
+        let a = arrays[b];
+        // A null row still has `width` bytes of (ignored) value.
+        bytes.extend_from_slice(a.value(row));
+        if let Some(n) = &mut nulls {
+            n.append(a.is_valid(row));
+        }
+    }
+    Ok(FixedSizeBinaryArray::try_new(
+        width,
+        arrow_buffer::Buffer::from_vec(bytes),
+        nulls.map(|mut n| arrow_buffer::NullBuffer::new(n.finish())),
+    )?)
 }

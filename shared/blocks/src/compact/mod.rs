@@ -15,6 +15,7 @@
 mod lease;
 mod merge;
 mod plan;
+mod window;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
