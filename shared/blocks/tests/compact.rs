@@ -35,8 +35,11 @@ fn span(trace: u8, n: u8, kind: SpanKind, start: u64) -> Span {
     }
 }
 
+/// What identifies a stored span: trace, start, span, kind, attributes, parent.
+type Identity = ([u8; 16], u64, [u8; 8], i32, String, Option<[u8; 8]>);
+
 /// What identifies a stored span.
-fn identity(s: &Span) -> ([u8; 16], u64, [u8; 8], i32, String, Option<[u8; 8]>) {
+fn identity(s: &Span) -> Identity {
     (
         s.trace_id,
         s.start_unix_nano,
