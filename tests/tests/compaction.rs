@@ -45,21 +45,15 @@ fn trace_hex(t: usize) -> String {
     )
 }
 
-/// Runs the scenario against `storage` with `envs` for the emulator.
-async fn scenario(storage: &str, envs: Vec<(&str, String)>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut serve_envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    // The schedule is off here; `tempest compact` does the runs this test controls.
-    serve_envs.push(("TEMPEST_COMPACTION_INTERVAL", "0"));
-    let t = Tempest::start(dir.path(), &["--traces-storage", storage], &serve_envs).await;
+/// Sends `requests` OTLP/JSON requests (each one block) of one span of each of `TRACES`
+/// traces, ten minutes old, as service `compact-svc`.
+async fn ingest(t: &Tempest, requests: usize) {
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_nanos() as u64;
     let client = reqwest::Client::new();
-    // Each request is its own block; every trace has a span in every request.
-    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
-    for r in 0..REQUESTS {
+    for r in 0..requests {
         let spans: Vec<Value> = (0..TRACES)
             .map(|tr| {
                 let start = now_ns - 600_000_000_000 + (r * 1_000_000) as u64;
@@ -69,9 +63,6 @@ async fn scenario(storage: &str, envs: Vec<(&str, String)>) {
                        "endTimeUnixNano": (start + 500_000).to_string()})
             })
             .collect();
-        for tr in 0..TRACES {
-            *sent.entry(trace_hex(tr)).or_default() += 1;
-        }
         let body = json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "compact-svc"}}]},
             "scopeSpans": [{"spans": spans}]}]});
         let resp = client
@@ -82,6 +73,60 @@ async fn scenario(storage: &str, envs: Vec<(&str, String)>) {
             .expect("send");
         assert_eq!(resp.status(), 200, "{}", t.log_text());
     }
+}
+
+/// The span ids of trace `tr` as the Tempo API returns them (with repeats), and the status.
+async fn span_ids(t: &Tempest, tr: usize) -> (u16, Vec<String>) {
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{}/api/v2/traces/{}",
+            t.query_port,
+            trace_hex(tr)
+        ))
+        .send()
+        .await
+        .expect("query");
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return (status, Vec::new());
+    }
+    let body: Value = resp.json().await.expect("json");
+    let ids = body["trace"]["resourceSpans"]
+        .as_array()
+        .expect("resourceSpans")
+        .iter()
+        .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["spanId"].as_str().expect("spanId").to_owned())
+        .collect();
+    (status, ids)
+}
+
+/// Asserts every trace has `requests` spans, each once.
+async fn expect_each_span_once(t: &Tempest, requests: usize, when: &str) {
+    for tr in 0..TRACES {
+        let (status, mut ids) = span_ids(t, tr).await;
+        assert_eq!(status, 200, "{when}: trace {tr}");
+        let total = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            (total, ids.len()),
+            (requests, requests),
+            "{when}: trace {tr}"
+        );
+    }
+}
+
+/// Runs the scenario against `storage` with `envs` for the emulator.
+async fn scenario(storage: &str, envs: Vec<(&str, String)>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut serve_envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The schedule is off here; `tempest compact` does the runs this test controls.
+    serve_envs.push(("TEMPEST_COMPACTION_INTERVAL", "0"));
+    let t = Tempest::start(dir.path(), &["--traces-storage", storage], &serve_envs).await;
+    // Each request is its own block; every trace has a span in every request.
+    ingest(&t, REQUESTS).await;
     assert_eq!(block_count(storage, &envs), REQUESTS);
 
     // Two compactors at once: the lease lets one work; the other skips or finds nothing left.
@@ -115,32 +160,9 @@ async fn scenario(storage: &str, envs: Vec<(&str, String)>) {
     assert!((1..=2).contains(&after), "{after} blocks: {reports:?}");
 
     // Every span exactly once through the query API Grafana uses.
-    for (trace, want) in &sent {
-        let resp = client
-            .get(format!(
-                "http://127.0.0.1:{}/api/v2/traces/{trace}",
-                t.query_port
-            ))
-            .send()
-            .await
-            .expect("query");
-        assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.expect("json");
-        let mut ids: Vec<String> = body["trace"]["resourceSpans"]
-            .as_array()
-            .expect("resourceSpans")
-            .iter()
-            .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
-            .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
-            .map(|s| s["spanId"].as_str().expect("spanId").to_owned())
-            .collect();
-        let total = ids.len();
-        ids.sort();
-        ids.dedup();
-        assert_eq!((total, ids.len()), (*want, *want), "trace {trace}: {body}");
-    }
+    expect_each_span_once(&t, REQUESTS, "after compaction").await;
     // A search sees each trace once, with all its spans.
-    let resp = client
+    let resp = reqwest::Client::new()
         .get(format!(
             "http://127.0.0.1:{}/api/search?q=%7B%20resource.service.name%20%3D%20%22compact-svc%22%20%7D&limit=100&spss=100",
             t.query_port
@@ -168,16 +190,7 @@ async fn scenario(storage: &str, envs: Vec<(&str, String)>) {
     let report: Value = serde_json::from_str(out.trim()).expect("report");
     assert_eq!(report["marked_retention"].as_u64(), Some(after as u64));
     assert_eq!(block_count(storage, &envs), 0);
-    let resp = client
-        .get(format!(
-            "http://127.0.0.1:{}/api/v2/traces/{}",
-            t.query_port,
-            trace_hex(0)
-        ))
-        .send()
-        .await
-        .expect("query");
-    assert_eq!(resp.status(), 404);
+    assert_eq!(span_ids(&t, 0).await.0, 404);
 }
 
 /// Real kills: `tempest compact` processes killed at random moments, each followed by a check
@@ -192,58 +205,8 @@ async fn killed_compact_processes_lose_nothing() {
         &[("TEMPEST_COMPACTION_INTERVAL", "0")],
     )
     .await;
-    let client = reqwest::Client::new();
-    let now_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos() as u64;
     let requests = 40;
-    for r in 0..requests {
-        let spans: Vec<Value> = (0..TRACES)
-            .map(|tr| {
-                let start = now_ns - 600_000_000_000 + (r * 1_000_000) as u64;
-                json!({"traceId": trace_hex(tr), "spanId": format!("{:016x}", 0x9000 + r * 16 + tr),
-                       "name": "op", "kind": 1,
-                       "startTimeUnixNano": start.to_string(),
-                       "endTimeUnixNano": (start + 1_000).to_string()})
-            })
-            .collect();
-        let body = json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]});
-        let resp = client
-            .post(format!("http://127.0.0.1:{}/v1/traces", t.otlp_port))
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(resp.status(), 200);
-    }
-    let check = |when: String| {
-        let client = client.clone();
-        let port = t.query_port;
-        async move {
-            for tr in 0..TRACES {
-                let body: Value = client
-                    .get(format!(
-                        "http://127.0.0.1:{port}/api/v2/traces/{}",
-                        trace_hex(tr)
-                    ))
-                    .send()
-                    .await
-                    .expect("query")
-                    .json()
-                    .await
-                    .expect("json");
-                let n = body["trace"]["resourceSpans"]
-                    .as_array()
-                    .expect("resourceSpans")
-                    .iter()
-                    .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
-                    .map(|ss| ss["spans"].as_array().map_or(0, Vec::len))
-                    .sum::<usize>();
-                assert_eq!(n, requests, "{when}: trace {tr}");
-            }
-        }
-    };
+    ingest(&t, requests).await;
     // Small merges so a run makes many writes: 3 blocks per merge.
     let envs = [
         ("TEMPEST_COMPACTION_MAX_INPUT_BLOCKS", "3".to_owned()),
@@ -262,7 +225,7 @@ async fn killed_compact_processes_lose_nothing() {
         tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
         let _ = child.kill();
         let _ = child.wait();
-        check(format!("after kill {i} at {delay_ms} ms")).await;
+        expect_each_span_once(&t, requests, &format!("after kill {i} at {delay_ms} ms")).await;
         // Past the killed run's lease (its budget twice over).
         tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
     }
@@ -274,7 +237,7 @@ async fn killed_compact_processes_lose_nothing() {
             "undisturbed compact",
         );
     }
-    check("finally".into()).await;
+    expect_each_span_once(&t, requests, "finally").await;
     assert!(block_count(&storage, &[]) <= 2);
 }
 

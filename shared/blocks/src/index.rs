@@ -5,7 +5,7 @@
 //! lookup reads the index, then only the blocks whose bloom admits the trace — a fixed number
 //! of sequential round trips however many blocks exist.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -13,7 +13,7 @@ use tempest_core::TenantId;
 
 use crate::BlockError;
 use crate::bloom::Bloom;
-use crate::listing::{self, TenantListing};
+use crate::listing;
 use crate::meta::BlockMeta;
 use crate::reader;
 use crate::scan::Footer;
@@ -34,15 +34,23 @@ pub struct IndexedBlock {
     pub footer: Arc<Footer>,
 }
 
-/// The blocks `ids` names, oldest first: taken from `known` where it has them, the rest read
-/// (meta and bloom, concurrently). A block whose meta is gone by the time it is read (marked
-/// since the listing) is left out.
+/// What [`resolve`] found.
+pub struct Resolved {
+    /// Committed blocks, oldest first.
+    pub blocks: Vec<IndexedBlock>,
+    /// Ids found marked compacted (no `meta.json`, a `meta.compacted.json`).
+    pub marked: Vec<String>,
+}
+
+/// The blocks `ids` names: taken from `known` where it has them, the rest read (meta and
+/// bloom, concurrently). A block without `meta.json` is left out: marked compacted (reported),
+/// or not committed yet.
 pub async fn resolve<'a>(
     loc: &Location,
     tenant: &TenantId,
     ids: impl Iterator<Item = &'a str>,
     known: &HashMap<&str, IndexedBlock>,
-) -> Result<Vec<IndexedBlock>, BlockError> {
+) -> Result<Resolved, BlockError> {
     let mut blocks: Vec<IndexedBlock> = Vec::new();
     let mut missing = Vec::new();
     for id in ids {
@@ -54,24 +62,33 @@ pub async fn resolve<'a>(
     let mut fetched = futures::stream::iter(missing)
         .map(|id| async move {
             let Some(meta) = reader::read_meta(loc, tenant, &id).await? else {
-                return Ok(None);
+                let mark = listing::block_path(loc, tenant.as_str(), &id, listing::COMPACTED_META);
+                return match loc.store.head(&mark).await {
+                    Ok(_) => Ok(Err(id)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(Ok(None)),
+                    Err(e) => Err(e.into()),
+                };
             };
             let bloom = reader::read_bloom(loc, &meta).await?;
-            Ok::<_, BlockError>(Some(IndexedBlock {
+            Ok::<_, BlockError>(Ok(Some(IndexedBlock {
                 meta,
                 bloom: Arc::new(bloom),
                 footer: Arc::default(),
-            }))
+            })))
         })
         .buffer_unordered(FETCH_CONCURRENCY);
+    let mut marked = Vec::new();
     while let Some(block) = fetched.next().await {
-        blocks.extend(block?);
+        match block? {
+            Ok(block) => blocks.extend(block),
+            Err(id) => marked.push(id),
+        }
     }
     blocks.sort_by(|a, b| {
         (a.meta.start_time_unix_nano, &a.meta.block_id)
             .cmp(&(b.meta.start_time_unix_nano, &b.meta.block_id))
     });
-    Ok(blocks)
+    Ok(Resolved { blocks, marked })
 }
 
 /// The blocks of a persisted index, as indexed blocks (an entry whose bloom does not parse is
@@ -90,10 +107,19 @@ pub fn from_persisted(index: &TenantIndex) -> Vec<IndexedBlock> {
         .collect()
 }
 
+/// What the index knows of one tenant.
+#[derive(Default)]
+struct TenantState {
+    /// Committed blocks (including those another block replaces).
+    live: Vec<IndexedBlock>,
+    /// Blocks known to be marked compacted: never live again.
+    marked: HashSet<String>,
+}
+
 /// Per-tenant block indexes over one location, refreshed on each use.
 pub struct BlockIndex {
     loc: Location,
-    tenants: tokio::sync::Mutex<HashMap<TenantId, Arc<Vec<IndexedBlock>>>>,
+    tenants: tokio::sync::Mutex<HashMap<TenantId, Arc<TenantState>>>,
 }
 
 impl BlockIndex {
@@ -110,45 +136,59 @@ impl BlockIndex {
         &self.loc
     }
 
-    /// `tenant`'s visible blocks (live, and not replaced by another live block), oldest first,
-    /// with their blooms: one listing (with the persisted index beside it when this process
-    /// has not seen the tenant yet), plus reads of blocks committed since.
+    /// `tenant`'s visible blocks (committed, not marked, not replaced by another such block),
+    /// oldest first, with their blooms. One listing of the tenant's block folders (with the
+    /// persisted index beside it when this process has not seen the tenant yet), plus reads of
+    /// folders not seen before. A block marked after it was first seen stays until its folder
+    /// is deleted; a compaction's inputs are hidden by its output's `replaces` meanwhile.
     pub async fn blocks(&self, tenant: &TenantId) -> Result<Arc<Vec<IndexedBlock>>, BlockError> {
         let cached = self.tenants.lock().await.get(tenant).cloned();
-        let (listing, persisted) = match &cached {
-            Some(_) => (TenantListing::of(&self.loc, tenant).await?, Vec::new()),
+        let (ids, persisted) = match &cached {
+            Some(_) => (reader::list_block_ids(&self.loc, tenant).await?, None),
             None => {
-                let (listing, index) = futures::join!(
-                    TenantListing::of(&self.loc, tenant),
+                let (ids, index) = futures::join!(
+                    reader::list_block_ids(&self.loc, tenant),
                     TenantIndex::read(&self.loc, tenant)
                 );
-                let persisted = match index {
-                    Ok(Some(index)) => from_persisted(&index),
-                    Ok(None) => Vec::new(),
-                    Err(e) => {
-                        tracing::warn!(tenant = %tenant, error = %e, "tenant index unreadable; reading blocks instead");
-                        Vec::new()
-                    }
-                };
-                (listing?, persisted)
+                let index = index.unwrap_or_else(|e| {
+                    tracing::warn!(tenant = %tenant, error = %e, "tenant index unreadable; reading blocks instead");
+                    None
+                });
+                (ids?, index)
             }
         };
-        let mut known: HashMap<&str, IndexedBlock> = persisted
+        let from_index = persisted.as_ref().map(from_persisted).unwrap_or_default();
+        let mut known: HashMap<&str, IndexedBlock> = from_index
             .iter()
             .map(|b| (b.meta.block_id.as_str(), b.clone()))
             .collect();
-        for b in cached.iter().flat_map(|c| c.iter()) {
-            known.insert(b.meta.block_id.as_str(), b.clone());
+        let mut marked: HashSet<String> = persisted
+            .iter()
+            .flat_map(|p| p.compacted.iter().map(|c| c.block_id.clone()))
+            .collect();
+        if let Some(c) = &cached {
+            known.extend(c.live.iter().map(|b| (b.meta.block_id.as_str(), b.clone())));
+            marked.extend(c.marked.iter().cloned());
         }
-        let live = resolve(&self.loc, tenant, listing.live(), &known).await?;
-        let visible: Vec<IndexedBlock> = listing::visible(&live, |b| &b.meta)
+        let present: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        marked.retain(|id| present.contains(id.as_str()));
+        let candidates = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !marked.contains(*id));
+        let resolved = resolve(&self.loc, tenant, candidates, &known).await?;
+        marked.extend(resolved.marked);
+        let visible: Vec<IndexedBlock> = listing::visible(&resolved.blocks, |b| &b.meta)
             .into_iter()
             .cloned()
             .collect();
-        self.tenants
-            .lock()
-            .await
-            .insert(tenant.clone(), Arc::new(live));
+        self.tenants.lock().await.insert(
+            tenant.clone(),
+            Arc::new(TenantState {
+                live: resolved.blocks,
+                marked,
+            }),
+        );
         Ok(Arc::new(visible))
     }
 }

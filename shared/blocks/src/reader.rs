@@ -22,6 +22,22 @@ pub(crate) fn corrupt(block: &str, message: impl std::fmt::Display) -> BlockErro
     }
 }
 
+/// The block folders of `tenant`, committed or not (one listing request, one entry per
+/// block).
+pub async fn list_block_ids(loc: &Location, tenant: &TenantId) -> Result<Vec<String>, BlockError> {
+    let listing = loc
+        .store
+        .list_with_delimiter(Some(&loc.path(&[tenant.as_str()])))
+        .await?;
+    Ok(listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename())
+        .filter(|name| uuid::Uuid::parse_str(name).is_ok())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// A block's `meta.json`; `None` while the block is not committed.
 pub async fn read_meta(
     loc: &Location,

@@ -272,8 +272,9 @@ impl Compactor {
             .iter()
             .map(|b| (b.meta.block_id.as_str(), b.clone()))
             .collect();
-        let mut live: Vec<IndexedBlock> =
-            index::resolve(loc, tenant, listing.live(), &known).await?;
+        let mut live: Vec<IndexedBlock> = index::resolve(loc, tenant, listing.live(), &known)
+            .await?
+            .blocks;
 
         // 1. Inputs of committed merges that an interrupted run did not mark.
         let visible: HashSet<String> = listing::visible(&live, |b| &b.meta)
@@ -306,6 +307,7 @@ impl Compactor {
             .flat_map(|p| p.compacted.iter())
             .map(|c| (c.block_id.as_str(), c.compacted_at_unix_ms))
             .collect();
+        let mut marks_at = Vec::new();
         for id in listing.marked() {
             let at = match compacted_at.get(id) {
                 Some(&at) => Some(at),
@@ -313,7 +315,12 @@ impl Compactor {
                     .await?
                     .map(|m| m.compacted_at_unix_ms),
             };
-            let Some(at) = at else { continue };
+            marks_at.extend(at.map(|at| (at, id)));
+        }
+        // Oldest marks first: a compaction's inputs go before the block that replaced them,
+        // so a reader never finds inputs without the block that hides them.
+        marks_at.sort_unstable();
+        for (at, id) in marks_at {
             if at.saturating_add(ms(self.opts.grace)) <= now_ms {
                 lease.check(self.now_ms())?;
                 marks::delete_block(loc, &listing.blocks[id]).await?;
