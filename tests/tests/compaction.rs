@@ -3,7 +3,6 @@
 //! `tempest compact` processes started at once, then every span read back exactly once through
 //! the Tempo query API, from fewer blocks; and retention from the environment.
 
-use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
