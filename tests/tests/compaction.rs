@@ -237,7 +237,9 @@ async fn killed_compact_processes_lose_nothing() {
         );
     }
     expect_each_span_once(&t, requests, "finally").await;
-    assert!(block_count(&storage, &[]) <= 2);
+    // Merged down, though up to one block per level can remain in the active day (as Tempo).
+    let left = block_count(&storage, &[]);
+    assert!(left <= requests / 3, "{left} blocks left");
 }
 
 #[tokio::test]
