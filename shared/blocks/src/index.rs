@@ -14,6 +14,7 @@ use tempest_core::TenantId;
 use crate::BlockError;
 use crate::bloom::Bloom;
 use crate::listing;
+use crate::marks;
 use crate::meta::BlockMeta;
 use crate::reader;
 use crate::scan::Footer;
@@ -38,8 +39,19 @@ pub struct IndexedBlock {
 pub struct Resolved {
     /// Committed blocks, oldest first.
     pub blocks: Vec<IndexedBlock>,
-    /// Ids found marked compacted (no `meta.json`, a `meta.compacted.json`).
-    pub marked: Vec<String>,
+    /// Blocks found marked compacted, with the blocks each replaces.
+    pub marked: Vec<(String, Vec<String>)>,
+}
+
+/// Whether [`resolve`] must look for marks: ids from a folder listing may name marked blocks
+/// whose marking was interrupted (`meta.json` still beside `meta.compacted.json`); ids from a
+/// full listing's live blocks cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marks {
+    /// Look for `meta.compacted.json` beside each block read.
+    Check,
+    /// The ids are known not to be marked.
+    Known,
 }
 
 /// The blocks `ids` names: taken from `known` where it has them, the rest read (meta and
@@ -50,6 +62,7 @@ pub async fn resolve<'a>(
     tenant: &TenantId,
     ids: impl Iterator<Item = &'a str>,
     known: &HashMap<&str, IndexedBlock>,
+    marks: Marks,
 ) -> Result<Resolved, BlockError> {
     let mut blocks: Vec<IndexedBlock> = Vec::new();
     let mut missing = Vec::new();
@@ -61,13 +74,22 @@ pub async fn resolve<'a>(
     }
     let mut fetched = futures::stream::iter(missing)
         .map(|id| async move {
-            let Some(meta) = reader::read_meta(loc, tenant, &id).await? else {
-                let mark = listing::block_path(loc, tenant.as_str(), &id, listing::COMPACTED_META);
-                return match loc.store.head(&mark).await {
-                    Ok(_) => Ok(Err(id)),
-                    Err(object_store::Error::NotFound { .. }) => Ok(Ok(None)),
-                    Err(e) => Err(e.into()),
-                };
+            let (meta, mark) = match marks {
+                // Both at once: one round trip.
+                Marks::Check => {
+                    let (meta, mark) = futures::join!(
+                        reader::read_meta(loc, tenant, &id),
+                        marks::read_compacted(loc, tenant.as_str(), &id)
+                    );
+                    (meta?, mark?)
+                }
+                Marks::Known => (reader::read_meta(loc, tenant, &id).await?, None),
+            };
+            if let Some(mark) = mark {
+                return Ok(Err((id, mark.meta.replaces)));
+            }
+            let Some(meta) = meta else {
+                return Ok(Ok(None));
             };
             let bloom = reader::read_bloom(loc, &meta).await?;
             Ok::<_, BlockError>(Ok(Some(IndexedBlock {
@@ -81,7 +103,7 @@ pub async fn resolve<'a>(
     while let Some(block) = fetched.next().await {
         match block? {
             Ok(block) => blocks.extend(block),
-            Err(id) => marked.push(id),
+            Err(marked_block) => marked.push(marked_block),
         }
     }
     blocks.sort_by(|a, b| {
@@ -112,8 +134,10 @@ pub fn from_persisted(index: &TenantIndex) -> Vec<IndexedBlock> {
 struct TenantState {
     /// Committed blocks (including those another block replaces).
     live: Vec<IndexedBlock>,
-    /// Blocks known to be marked compacted: never live again.
-    marked: HashSet<String>,
+    /// Blocks known to be marked compacted (never live again), with what each replaces.
+    marked: HashMap<String, Vec<String>>,
+    /// The version of the persisted index last read.
+    index_version: Option<(Option<String>, i64, u64)>,
 }
 
 /// Per-tenant block indexes over one location, refreshed on each use.
@@ -137,58 +161,93 @@ impl BlockIndex {
     }
 
     /// `tenant`'s visible blocks (committed, not marked, not replaced by another such block),
-    /// oldest first, with their blooms. One listing of the tenant's block folders (with the
-    /// persisted index beside it when this process has not seen the tenant yet), plus reads of
-    /// folders not seen before. A block marked after it was first seen stays until its folder
-    /// is deleted; a compaction's inputs are hidden by its output's `replaces` meanwhile.
+    /// oldest first, with their blooms. One listing of the tenant's top level (with the
+    /// persisted index read beside it when this process has not seen the tenant yet, or after
+    /// the listing shows `compact` rewrote it), plus reads of folders not seen before. Blocks
+    /// marked by a run are dropped once that run has written its index; a compaction's inputs
+    /// are hidden by its output's `replaces` from the moment the output is committed.
     pub async fn blocks(&self, tenant: &TenantId) -> Result<Arc<Vec<IndexedBlock>>, BlockError> {
         let cached = self.tenants.lock().await.get(tenant).cloned();
-        let (ids, persisted) = match &cached {
-            Some(_) => (reader::list_block_ids(&self.loc, tenant).await?, None),
-            None => {
-                let (ids, index) = futures::join!(
-                    reader::list_block_ids(&self.loc, tenant),
-                    TenantIndex::read(&self.loc, tenant)
-                );
-                let index = index.unwrap_or_else(|e| {
-                    tracing::warn!(tenant = %tenant, error = %e, "tenant index unreadable; reading blocks instead");
+        let (root, persisted) = match &cached {
+            Some(state) => {
+                let root = reader::list_tenant_root(&self.loc, tenant).await?;
+                // `compact` rewrote the index since: it names the blocks marked meanwhile.
+                let changed = root.index.as_ref().map(version) != state.index_version;
+                let persisted = if changed {
+                    self.read_index(tenant).await
+                } else {
                     None
-                });
-                (ids?, index)
+                };
+                (root, persisted)
+            }
+            None => {
+                let (root, index) = futures::join!(
+                    reader::list_tenant_root(&self.loc, tenant),
+                    self.read_index(tenant)
+                );
+                (root?, index)
             }
         };
+        let ids = &root.block_ids;
         let from_index = persisted.as_ref().map(from_persisted).unwrap_or_default();
         let mut known: HashMap<&str, IndexedBlock> = from_index
             .iter()
             .map(|b| (b.meta.block_id.as_str(), b.clone()))
             .collect();
-        let mut marked: HashSet<String> = persisted
+        // A completed run marks a block's inputs before the block, so the blocks an index
+        // lists as compacted need no `replaces` of their own.
+        let mut marked: HashMap<String, Vec<String>> = persisted
             .iter()
-            .flat_map(|p| p.compacted.iter().map(|c| c.block_id.clone()))
+            .flat_map(|p| p.compacted.iter().map(|c| (c.block_id.clone(), Vec::new())))
             .collect();
         if let Some(c) = &cached {
             known.extend(c.live.iter().map(|b| (b.meta.block_id.as_str(), b.clone())));
-            marked.extend(c.marked.iter().cloned());
+            for (id, replaces) in &c.marked {
+                let entry = marked.entry(id.clone()).or_default();
+                if entry.is_empty() {
+                    entry.clone_from(replaces);
+                }
+            }
         }
         let present: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        marked.retain(|id| present.contains(id.as_str()));
+        marked.retain(|id, _| present.contains(id.as_str()));
         let candidates = ids
             .iter()
             .map(String::as_str)
-            .filter(|id| !marked.contains(*id));
-        let resolved = resolve(&self.loc, tenant, candidates, &known).await?;
+            .filter(|id| !marked.contains_key(*id));
+        let resolved = resolve(&self.loc, tenant, candidates, &known, Marks::Check).await?;
         marked.extend(resolved.marked);
-        let visible: Vec<IndexedBlock> = listing::visible(&resolved.blocks, |b| &b.meta)
-            .into_iter()
-            .cloned()
-            .collect();
+        let visible: Vec<IndexedBlock> = listing::visible(
+            &resolved.blocks,
+            |b| &b.meta,
+            marked.values().flatten().map(String::as_str),
+        )
+        .into_iter()
+        .cloned()
+        .collect();
         self.tenants.lock().await.insert(
             tenant.clone(),
             Arc::new(TenantState {
                 live: resolved.blocks,
                 marked,
+                index_version: root.index.as_ref().map(version),
             }),
         );
         Ok(Arc::new(visible))
     }
+
+    /// The persisted tenant index; `None` when absent or unreadable (then blocks are read).
+    async fn read_index(&self, tenant: &TenantId) -> Option<TenantIndex> {
+        TenantIndex::read(&self.loc, tenant)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(tenant = %tenant, error = %e, "tenant index unreadable; reading blocks instead");
+                None
+            })
+    }
+}
+
+/// What identifies one version of an object in a listing.
+fn version(o: &object_store::ObjectMeta) -> (Option<String>, i64, u64) {
+    (o.e_tag.clone(), o.last_modified.timestamp_micros(), o.size)
 }

@@ -115,14 +115,22 @@ pub fn block_path(loc: &Location, tenant: &str, block_id: &str, file: &str) -> P
     loc.path(&[tenant, block_id, file])
 }
 
-/// The live blocks readers use: those that no other live block replaces. While a compaction's
-/// output is committed but its inputs are not yet marked, both are live; the output's
-/// `replaces` hides the inputs, so no span is returned twice.
-pub fn visible<T>(blocks: &[T], meta: impl Fn(&T) -> &BlockMeta) -> Vec<&T> {
-    let replaced: std::collections::HashSet<&str> = blocks
-        .iter()
-        .flat_map(|b| meta(b).replaces.iter().map(String::as_str))
-        .collect();
+/// The live blocks readers use: those that no other live block replaces, nor any of
+/// `marked_replaces` (what blocks known to be marked replaced). While a compaction's output is
+/// committed but its inputs are not yet marked, both are live; the output's `replaces` hides
+/// the inputs, so no span is returned twice. A marked block's inputs are hidden too: their
+/// spans are in it, and so in whatever replaced it (or they are as old as it is, for retention).
+pub fn visible<'a, T>(
+    blocks: &'a [T],
+    meta: impl Fn(&T) -> &BlockMeta,
+    marked_replaces: impl Iterator<Item = &'a str>,
+) -> Vec<&'a T> {
+    let mut replaced: std::collections::HashSet<&str> = marked_replaces.collect();
+    replaced.extend(
+        blocks
+            .iter()
+            .flat_map(|b| meta(b).replaces.iter().map(String::as_str)),
+    );
     blocks
         .iter()
         .filter(|b| !replaced.contains(meta(b).block_id.as_str()))

@@ -22,20 +22,34 @@ pub(crate) fn corrupt(block: &str, message: impl std::fmt::Display) -> BlockErro
     }
 }
 
-/// The block folders of `tenant`, committed or not (one listing request, one entry per
-/// block).
-pub async fn list_block_ids(loc: &Location, tenant: &TenantId) -> Result<Vec<String>, BlockError> {
+/// The top level of a tenant's folder: its block folders and its tenant index object.
+pub struct TenantRoot {
+    /// Block folder names, committed or not.
+    pub block_ids: Vec<String>,
+    /// The tenant index object's listing entry (its version), if there is one.
+    pub index: Option<object_store::ObjectMeta>,
+}
+
+/// The block folders of `tenant` and its index object's version: one listing request, one
+/// entry per block.
+pub async fn list_tenant_root(loc: &Location, tenant: &TenantId) -> Result<TenantRoot, BlockError> {
     let listing = loc
         .store
         .list_with_delimiter(Some(&loc.path(&[tenant.as_str()])))
         .await?;
-    Ok(listing
-        .common_prefixes
-        .iter()
-        .filter_map(|p| p.filename())
-        .filter(|name| uuid::Uuid::parse_str(name).is_ok())
-        .map(str::to_owned)
-        .collect())
+    Ok(TenantRoot {
+        block_ids: listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename())
+            .filter(|name| uuid::Uuid::parse_str(name).is_ok())
+            .map(str::to_owned)
+            .collect(),
+        index: listing
+            .objects
+            .into_iter()
+            .find(|o| o.location.filename() == Some(crate::tenant_index::INDEX)),
+    })
 }
 
 /// A block's `meta.json`; `None` while the block is not committed.
@@ -68,7 +82,7 @@ pub async fn list_blocks(loc: &Location, tenant: &TenantId) -> Result<Vec<BlockM
     metas.sort_by(|a, b| {
         (a.start_time_unix_nano, &a.block_id).cmp(&(b.start_time_unix_nano, &b.block_id))
     });
-    Ok(listing::visible(&metas, |m| m)
+    Ok(listing::visible(&metas, |m| m, std::iter::empty())
         .into_iter()
         .cloned()
         .collect())

@@ -272,12 +272,13 @@ impl Compactor {
             .iter()
             .map(|b| (b.meta.block_id.as_str(), b.clone()))
             .collect();
-        let mut live: Vec<IndexedBlock> = index::resolve(loc, tenant, listing.live(), &known)
-            .await?
-            .blocks;
+        let mut live: Vec<IndexedBlock> =
+            index::resolve(loc, tenant, listing.live(), &known, index::Marks::Known)
+                .await?
+                .blocks;
 
         // 1. Inputs of committed merges that an interrupted run did not mark.
-        let visible: HashSet<String> = listing::visible(&live, |b| &b.meta)
+        let visible: HashSet<String> = listing::visible(&live, |b| &b.meta, std::iter::empty())
             .iter()
             .map(|b| b.meta.block_id.clone())
             .collect();
