@@ -42,13 +42,16 @@ pub struct MergeOptions {
 impl Default for MergeOptions {
     fn default() -> Self {
         MergeOptions {
-            batch_rows: 512,
+            batch_rows: 256,
             window_rows: schema::PAGE_ROWS,
             output_rows: 8192,
             row_group_spans: crate::writer::ROW_GROUP_SPANS,
         }
     }
 }
+
+/// Bytes per upload part of the output (S3's minimum part size).
+const UPLOAD_PART: usize = 5 << 20;
 
 /// One input: its stream and the batch being merged.
 struct Input {
@@ -246,7 +249,16 @@ pub async fn merge_data(
         .with_properties(schema::writer_properties(opts.row_group_spans.max(1)))
         .with_skip_arrow_metadata(true);
     let mut writer = AsyncArrowWriter::try_new_with_options(
-        ParquetObjectWriter::new(loc.store.clone(), data_path),
+        // Parts of S3's minimum size, two in flight: the default (10 MiB, eight in flight)
+        // would hold up to 90 MiB of a large output.
+        ParquetObjectWriter::from_buf_writer(
+            object_store::buffered::BufWriter::with_capacity(
+                loc.store.clone(),
+                data_path,
+                UPLOAD_PART,
+            )
+            .with_max_concurrency(2),
+        ),
         schema::schema(),
         options,
     )?;
