@@ -774,6 +774,49 @@ async fn a_stale_tenant_index_never_shows_a_span_twice() {
     expect_exactly_once(&visible_spans(&loc).await, &acked, "full listing");
 }
 
+/// A clock ten minutes later each time it is read: a run outlives its lease at once.
+struct Racing(Mutex<SystemTime>);
+
+impl Clock for Racing {
+    fn now(&self) -> SystemTime {
+        let mut t = self.0.lock().unwrap();
+        *t += Duration::from_secs(600);
+        *t
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_out_of_time_stops_cleanly() {
+    let loc = Location::open("memory://").expect("store");
+    let acked = ingest(&loc, batches(12, 6, 3, 0)).await;
+    // No budget left: no tenant is started.
+    let mut opts = options();
+    opts.time_budget = Duration::ZERO;
+    let none = Compactor::new(loc.clone(), opts, FakeClock::at(NOW_NS))
+        .run(None, &quiet)
+        .await
+        .expect("run");
+    assert!(none.is_empty());
+    // The lease runs out before the first write that readers would see: the run stops
+    // without an error and without changing anything readers see.
+    let clock = Arc::new(Racing(Mutex::new(
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(NOW_NS),
+    )));
+    let r = Compactor::new(loc.clone(), options(), clock)
+        .run(None, &quiet)
+        .await
+        .expect("run");
+    assert_eq!((r[0].merged_jobs, r[0].marked_retention), (0, 0), "{r:?}");
+    expect_exactly_once(&visible_spans(&loc).await, &acked, "out of time");
+    assert_eq!(
+        reader::list_blocks(&loc, &tenant())
+            .await
+            .expect("list")
+            .len(),
+        12
+    );
+}
+
 #[test]
 fn the_tenant_index_rejects_damaged_bytes_without_panicking() {
     let meta = BlockMeta {
