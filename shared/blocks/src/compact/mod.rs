@@ -15,9 +15,10 @@
 mod lease;
 mod merge;
 mod plan;
+mod tenant_run;
 mod window;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -28,14 +29,11 @@ pub use lease::{Acquired, LEASE_FOLDER, Lease, LeaseRecord};
 pub use merge::{MergeOptions, Merged, merge, merge_data};
 pub use plan::{ACTIVE_PERIOD, PlanOptions, plan};
 
+use tenant_run::TenantRun;
+
 use crate::BlockError;
-use crate::index::{self, IndexedBlock};
-use crate::listing::{self, TenantListing};
-use crate::marks;
-use crate::meta::BlockMeta;
 use crate::reader;
 use crate::store::Location;
-use crate::tenant_index::{CompactedEntry, TenantIndex};
 
 /// The time compaction decides by: the system clock, or a test's.
 pub trait Clock: Send + Sync {
@@ -239,9 +237,17 @@ impl Compactor {
                 return Ok(report);
             }
         };
-        let outcome = self
-            .work(tenant, &lease, deadline, progress, &mut report)
-            .await;
+        let outcome = TenantRun {
+            loc: &self.loc,
+            opts: &self.opts,
+            clock: self.clock.as_ref(),
+            tenant,
+            lease: &lease,
+            report: &mut report,
+            marked: Vec::new(),
+        }
+        .run(deadline, progress)
+        .await;
         // Released even after a failure, unless the lease already ran out.
         if lease.check(self.now_ms()).is_ok() {
             lease.release().await?;
@@ -254,192 +260,5 @@ impl Compactor {
             }
             other => other.map(|()| report),
         }
-    }
-
-    async fn work(
-        &self,
-        tenant: &TenantId,
-        lease: &Lease,
-        deadline: tokio::time::Instant,
-        progress: &(dyn Fn(Progress<'_>) + Sync),
-        report: &mut TenantReport,
-    ) -> Result<(), BlockError> {
-        let loc = &self.loc;
-        let (listing, previous) = futures::join!(
-            TenantListing::of(loc, tenant),
-            TenantIndex::read(loc, tenant)
-        );
-        let listing = listing?;
-        let previous = previous.unwrap_or_else(|e| {
-            tracing::warn!(tenant = %tenant, error = %e, "tenant index unreadable; rebuilding it");
-            None
-        });
-        let persisted = previous
-            .as_ref()
-            .map(index::from_persisted)
-            .unwrap_or_default();
-        let known: HashMap<&str, IndexedBlock> = persisted
-            .iter()
-            .map(|b| (b.meta.block_id.as_str(), b.clone()))
-            .collect();
-        let mut live: Vec<IndexedBlock> =
-            index::resolve(loc, tenant, listing.live(), &known, index::Marks::Known)
-                .await?
-                .blocks;
-
-        // 1. Inputs of committed merges that an interrupted run did not mark.
-        let visible: HashSet<String> = listing::visible(&live, |b| &b.meta, std::iter::empty())
-            .iter()
-            .map(|b| b.meta.block_id.clone())
-            .collect();
-        let mut marked: Vec<CompactedEntry> = Vec::new();
-        for b in live.iter().filter(|b| !visible.contains(&b.meta.block_id)) {
-            self.mark(lease, &b.meta, &mut marked).await?;
-            report.marked_replaced += 1;
-        }
-        live.retain(|b| visible.contains(&b.meta.block_id));
-
-        // 2. Retention.
-        let now_ms = self.now_ms();
-        let retention_ms = ms(self.opts.retention_of(tenant.as_str()));
-        let cutoff_ns = u128::from(now_ms.saturating_sub(retention_ms)) * 1_000_000;
-        let (expired, kept): (Vec<IndexedBlock>, Vec<IndexedBlock>) = live
-            .into_iter()
-            .partition(|b| u128::from(b.meta.end_time_unix_nano) < cutoff_ns);
-        for b in &expired {
-            self.mark(lease, &b.meta, &mut marked).await?;
-            report.marked_retention += 1;
-        }
-        let mut live = kept;
-
-        // 3. Deletion after the grace period.
-        let compacted_at: HashMap<&str, u64> = previous
-            .iter()
-            .flat_map(|p| p.compacted.iter())
-            .map(|c| (c.block_id.as_str(), c.compacted_at_unix_ms))
-            .collect();
-        let mut marks_at = Vec::new();
-        for id in listing.marked() {
-            let at = match compacted_at.get(id) {
-                Some(&at) => Some(at),
-                None => marks::read_compacted(loc, tenant.as_str(), id)
-                    .await?
-                    .map(|m| m.compacted_at_unix_ms),
-            };
-            marks_at.extend(at.map(|at| (at, id)));
-        }
-        // Oldest marks first: a compaction's inputs go before the block that replaced them,
-        // so a reader never finds inputs without the block that hides them.
-        marks_at.sort_unstable();
-        for (at, id) in marks_at {
-            if at.saturating_add(ms(self.opts.grace)) <= now_ms {
-                lease.check(self.now_ms())?;
-                marks::delete_block(loc, &listing.blocks[id]).await?;
-                report.deleted_blocks += 1;
-            } else {
-                marked.push(CompactedEntry {
-                    block_id: id.to_owned(),
-                    compacted_at_unix_ms: at,
-                });
-            }
-        }
-        let partial_age = ms(PARTIAL_AGE.max(self.opts.retention_of(tenant.as_str())));
-        for (id, block) in &listing.blocks {
-            let old = block
-                .last_modified()
-                .is_some_and(|t| unix_ms(t).saturating_add(partial_age) <= now_ms);
-            if !block.has_meta && !block.has_compacted_meta && old {
-                // Looked at again just before: a block committed since is left alone.
-                if reader::read_meta(loc, tenant, id).await?.is_none() {
-                    lease.check(self.now_ms())?;
-                    marks::delete_block(loc, block).await?;
-                    report.deleted_partial += 1;
-                }
-            }
-        }
-
-        // 4. Merges, oldest windows first, while the budget lasts.
-        let metas: Vec<BlockMeta> = live.iter().map(|b| b.meta.clone()).collect();
-        let jobs = plan(&metas, now_ms, &self.opts.plan);
-        progress(Progress::Planned {
-            tenant: tenant.as_str(),
-            jobs: jobs.len(),
-        });
-        let mut rate = self.opts.assumed_spans_per_sec.max(1.0);
-        for (n, job) in jobs.iter().enumerate() {
-            let spans: u64 = job.iter().map(|m| m.span_count).sum();
-            let expected = Duration::from_secs_f64(spans as f64 / rate);
-            let started = tokio::time::Instant::now();
-            if started + expected > deadline {
-                report.jobs_left = (jobs.len() - n) as u64;
-                tracing::info!(tenant = %tenant, left = report.jobs_left, "time budget reached; the rest is left for the next run");
-                break;
-            }
-            let merged =
-                tokio::time::timeout_at(deadline, merge_data(loc, tenant, job, self.opts.merge))
-                    .await;
-            let Ok(merged) = merged else {
-                // Out of time mid-merge: nothing was committed; the next run redoes the job.
-                report.jobs_left = (jobs.len() - n) as u64;
-                break;
-            };
-            let Some(merged) = merged? else { continue };
-            lease.check(self.now_ms())?;
-            merged.commit(loc).await?;
-            for input in job {
-                self.mark(lease, input, &mut marked).await?;
-            }
-            let inputs: HashSet<&str> = job.iter().map(|m| m.block_id.as_str()).collect();
-            live.retain(|b| !inputs.contains(b.meta.block_id.as_str()));
-            live.push(IndexedBlock {
-                meta: merged.meta.clone(),
-                bloom: Arc::new(merged.bloom()?),
-                footer: Arc::default(),
-            });
-            report.merged_jobs += 1;
-            report.input_blocks += job.len() as u64;
-            report.spans_written += merged.meta.span_count;
-            let took = started.elapsed().as_secs_f64().max(1e-3);
-            rate = (spans as f64 / took).max(1.0);
-            progress(Progress::Merged {
-                tenant: tenant.as_str(),
-                spans: merged.meta.span_count,
-            });
-        }
-
-        // 5. The tenant index.
-        live.sort_by(|a, b| {
-            (a.meta.start_time_unix_nano, &a.meta.block_id)
-                .cmp(&(b.meta.start_time_unix_nano, &b.meta.block_id))
-        });
-        let index = TenantIndex {
-            created_at_unix_ms: self.now_ms(),
-            blocks: live
-                .iter()
-                .map(|b| (b.meta.clone(), bytes::Bytes::from(b.bloom.to_bytes())))
-                .collect(),
-            compacted: marked,
-        };
-        lease.check(self.now_ms())?;
-        index.write(loc, tenant).await?;
-        report.indexed_blocks = index.blocks.len() as u64;
-        Ok(())
-    }
-
-    /// Marks one block compacted now, under the lease.
-    async fn mark(
-        &self,
-        lease: &Lease,
-        meta: &BlockMeta,
-        marked: &mut Vec<CompactedEntry>,
-    ) -> Result<(), BlockError> {
-        let now = self.now_ms();
-        lease.check(now)?;
-        marks::mark_compacted(&self.loc, meta, now).await?;
-        marked.push(CompactedEntry {
-            block_id: meta.block_id.clone(),
-            compacted_at_unix_ms: now,
-        });
-        Ok(())
     }
 }
