@@ -31,7 +31,7 @@ pub async fn mark_compacted(
             PutPayload::from(Bytes::from(json)),
         )
         .await?;
-    delete_if_present(loc, &block_path(loc, t, id, META)).await
+    loc.delete_if_present(&block_path(loc, t, id, META)).await
 }
 
 /// A marked block's `meta.compacted.json`; `None` if it is gone.
@@ -40,16 +40,8 @@ pub async fn read_compacted(
     tenant: &str,
     block_id: &str,
 ) -> Result<Option<CompactedMeta>, BlockError> {
-    let path = block_path(loc, tenant, block_id, COMPACTED_META);
-    match loc.store.get(&path).await {
-        Ok(got) => {
-            let bytes = got.bytes().await?;
-            let mark = serde_json::from_slice(&bytes).map_err(|e| corrupt(path.as_ref(), e))?;
-            Ok(Some(mark))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    loc.read_json(&block_path(loc, tenant, block_id, COMPACTED_META))
+        .await
 }
 
 /// Deletes every object of a block folder, its meta files last: a crash part-way leaves the
@@ -59,23 +51,13 @@ pub async fn delete_block(loc: &Location, block: &ListedBlock) -> Result<(), Blo
         matches!(o.location.filename(), Some(META) | Some(COMPACTED_META))
     };
     for object in block.objects.iter().filter(|o| !is_meta(o)) {
-        delete_if_present(loc, &object.location).await?;
+        loc.delete_if_present(&object.location).await?;
     }
     // `meta.json` before `meta.compacted.json`: a half-deleted block is never live again.
     let mut metas: Vec<_> = block.objects.iter().filter(is_meta).collect();
     metas.sort_by_key(|o| o.location.filename() == Some(COMPACTED_META));
     for object in metas {
-        delete_if_present(loc, &object.location).await?;
+        loc.delete_if_present(&object.location).await?;
     }
     Ok(())
-}
-
-async fn delete_if_present(
-    loc: &Location,
-    path: &object_store::path::Path,
-) -> Result<(), BlockError> {
-    match loc.store.delete(path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -58,17 +58,8 @@ pub async fn read_meta(
     tenant: &TenantId,
     block_id: &str,
 ) -> Result<Option<BlockMeta>, BlockError> {
-    let meta_path = block_path(loc, tenant.as_str(), block_id, META);
-    match loc.store.get(&meta_path).await {
-        Ok(got) => {
-            let bytes = got.bytes().await?;
-            let meta: BlockMeta =
-                serde_json::from_slice(&bytes).map_err(|e| corrupt(meta_path.as_ref(), e))?;
-            Ok(Some(meta))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    loc.read_json(&block_path(loc, tenant.as_str(), block_id, META))
+        .await
 }
 
 /// Every block of `tenant` readers see (committed, not marked compacted, not replaced by

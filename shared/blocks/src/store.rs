@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
@@ -108,6 +109,36 @@ impl Location {
             store: Arc::new(store),
             prefix: Path::default(),
         })
+    }
+
+    /// The object at `path`; `None` if there is none.
+    pub async fn get_if_present(&self, path: &Path) -> Result<Option<Bytes>, BlockError> {
+        match self.store.get(path).await {
+            Ok(got) => Ok(Some(got.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The JSON object at `path`; `None` if there is none, an error if it does not parse.
+    pub async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<T>, BlockError> {
+        let Some(bytes) = self.get_if_present(path).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| crate::reader::corrupt(path.as_ref(), e))
+    }
+
+    /// Deletes `path`; an object already gone is not an error.
+    pub async fn delete_if_present(&self, path: &Path) -> Result<(), BlockError> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// `<prefix>/<parts…>`.

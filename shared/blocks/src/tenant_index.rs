@@ -109,11 +109,10 @@ impl TenantIndex {
     /// Reads `tenant`'s index; `None` if there is none. A corrupt index is reported and
     /// ignored by callers that can list instead.
     pub async fn read(loc: &Location, tenant: &TenantId) -> Result<Option<Self>, BlockError> {
-        match loc.store.get(&loc.path(&[tenant.as_str(), INDEX])).await {
-            Ok(got) => Ok(Some(Self::decode(&got.bytes().await?)?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        loc.get_if_present(&loc.path(&[tenant.as_str(), INDEX]))
+            .await?
+            .map(|bytes| Self::decode(&bytes))
+            .transpose()
     }
 
     /// Writes `tenant`'s index (replacing the previous one).

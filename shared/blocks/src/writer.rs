@@ -58,10 +58,8 @@ pub(crate) async fn commit(
     meta: &BlockMeta,
     bloom: Vec<u8>,
 ) -> Result<(), BlockError> {
-    let meta_json = serde_json::to_vec_pretty(meta).map_err(|e| BlockError::Corrupt {
-        block: meta.block_id.clone(),
-        message: e.to_string(),
-    })?;
+    let meta_json =
+        serde_json::to_vec_pretty(meta).map_err(|e| crate::reader::corrupt(&meta.block_id, e))?;
     let (t, id) = (meta.tenant.as_str(), meta.block_id.as_str());
     loc.store
         .put(

@@ -87,10 +87,7 @@ impl Lease {
         }
         // Predecessors are history: keep the one before ours for diagnosis.
         for old in after.iter().filter(|&&s| s + 1 < next) {
-            match loc.store.delete(&path(loc, tenant, *old)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            loc.delete_if_present(&path(loc, tenant, *old)).await?;
         }
         Ok(Acquired::Held(Lease {
             loc: loc.clone(),
@@ -145,17 +142,7 @@ async fn read(
     tenant: &TenantId,
     seq: u64,
 ) -> Result<Option<LeaseRecord>, BlockError> {
-    let p = path(loc, tenant, seq);
-    match loc.store.get(&p).await {
-        Ok(got) => {
-            let bytes = got.bytes().await?;
-            Ok(Some(
-                serde_json::from_slice(&bytes).map_err(|e| corrupt(p.as_ref(), e))?,
-            ))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    loc.read_json(&path(loc, tenant, seq)).await
 }
 
 /// The holder of lease `seq`, for reporting who won.
