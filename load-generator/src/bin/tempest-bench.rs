@@ -1394,9 +1394,7 @@ async fn compact_one(storage: &str) -> anyhow::Result<()> {
     let cpu1 = usage_of(std::process::id())?.cpu_secs;
     let mut rows = 0u64;
     for meta in &metas {
-        let path = loc.path(&[&meta.tenant, &meta.block_id, "data.parquet"]);
-        let file = parquet::arrow::async_reader::ParquetObjectReader::new(loc.store.clone(), path)
-            .with_file_size(meta.data_size);
+        let file = tempest_blocks::data_file::DataFile::of(&loc, meta);
         let mut stream = parquet::arrow::ParquetRecordBatchStreamBuilder::new(file)
             .await?
             .with_batch_size(4096)

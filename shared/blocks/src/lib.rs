@@ -5,6 +5,7 @@
 pub mod attrs;
 pub mod bloom;
 pub mod compact;
+pub mod data_file;
 pub mod index;
 pub mod ingest;
 pub mod listing;

@@ -3,6 +3,7 @@
 //! crash between any two leaves a state the next run finishes.
 
 use bytes::Bytes;
+use object_store::ObjectStoreExt;
 use object_store::PutPayload;
 
 use crate::BlockError;

@@ -1,5 +1,6 @@
 //! Reads committed blocks: list a tenant's blocks, read one block's spans, find a trace.
 
+use object_store::ObjectStoreExt;
 use std::collections::HashSet;
 
 use bytes::Bytes;
@@ -90,10 +91,6 @@ pub async fn read_spans(loc: &Location, meta: &BlockMeta) -> Result<Vec<Span>, B
     }
     Ok(spans)
 }
-
-/// Footer bytes fetched with the first read of a block: our footers are a few KiB, so one
-/// request gets the whole Parquet metadata.
-pub(crate) const FOOTER_HINT: usize = 64 << 10;
 
 /// The spans of one trace in a block, reading only what is needed: the footer (one ranged
 /// read, unless `footer` holds it already), then the row groups whose trace-id statistics

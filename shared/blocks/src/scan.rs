@@ -8,6 +8,7 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
+use crate::data_file::DataFile;
 use arrow_array::types::Int32Type;
 use arrow_array::{
     Array, DictionaryArray, FixedSizeBinaryArray, Int8Array, Int32Array, Int64Array, RecordBatch,
@@ -19,7 +20,6 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
 };
-use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::statistics::Statistics;
 use regex::Regex;
@@ -424,7 +424,7 @@ pub(crate) async fn open(
     loc: &Location,
     meta: &BlockMeta,
     footer: &Footer,
-) -> Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>, BlockError> {
+) -> Result<ParquetRecordBatchStreamBuilder<DataFile>, BlockError> {
     let (file, md) = open_file(loc, meta, footer).await?;
     Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(file, md))
 }
@@ -433,11 +433,8 @@ async fn open_file(
     loc: &Location,
     meta: &BlockMeta,
     footer: &Footer,
-) -> Result<(ParquetObjectReader, ArrowReaderMetadata), BlockError> {
-    let path = crate::listing::block_path(loc, &meta.tenant, &meta.block_id, crate::listing::DATA);
-    let mut file = ParquetObjectReader::new(loc.store.clone(), path)
-        .with_file_size(meta.data_size)
-        .with_footer_size_hint(crate::reader::FOOTER_HINT);
+) -> Result<(DataFile, ArrowReaderMetadata), BlockError> {
+    let mut file = DataFile::of(loc, meta);
     let md = footer
         .plain
         .get_or_try_init(|| ArrowReaderMetadata::load_async(&mut file, Default::default()))

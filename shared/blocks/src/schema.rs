@@ -246,7 +246,7 @@ pub fn writer_properties(max_row_group: usize) -> WriterProperties {
     let zstd = Compression::ZSTD(ZstdLevel::default());
     let zstd = ZstdLevel::try_new(1).map_or(zstd, Compression::ZSTD);
     let mut props = WriterProperties::builder()
-        .set_max_row_group_size(max_row_group)
+        .set_max_row_group_row_count(Some(max_row_group))
         // Pages of at most 64 KiB and 4,096 rows: compaction reads its inputs a few thousand
         // rows at a time and fetches whole pages, so small pages keep its memory flat.
         .set_data_page_size_limit(64 << 10)

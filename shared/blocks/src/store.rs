@@ -1,5 +1,6 @@
 //! Object storage chosen by URL: `file:///abs/path` or a plain path (local folder), `memory://`.
 
+use object_store::ObjectStoreExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -145,7 +146,7 @@ impl Location {
     pub fn path(&self, parts: &[&str]) -> Path {
         let mut p = self.prefix.clone();
         for part in parts {
-            p = p.child(*part);
+            p = p.join(*part);
         }
         p
     }

@@ -8,6 +8,7 @@
 //! ([`IndexHeader`]), then each block's bloom bytes in header order (`meta.bloom_size` each).
 
 use bytes::Bytes;
+use object_store::ObjectStoreExt;
 use object_store::PutPayload;
 use serde::{Deserialize, Serialize};
 use tempest_core::TenantId;

@@ -1,5 +1,6 @@
 //! Writes a batch of spans as one committed block: data, then bloom, then `meta.json`.
 
+use object_store::ObjectStoreExt;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use object_store::ObjectStoreExt;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -19,7 +20,7 @@ use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
 };
 use proptest::prelude::*;
@@ -175,9 +176,23 @@ impl ObjectStore for Shared {
         self.0.alive()?;
         self.0.inner.get_ranges(l, r).await
     }
-    async fn delete(&self, l: &Path) -> Result<()> {
-        self.0.write()?;
-        self.0.inner.delete(l).await
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        // Each deletion is one write, counted as it happens.
+        let store = self.0.clone();
+        locations
+            .then(move |location| {
+                let store = store.clone();
+                async move {
+                    let location = location?;
+                    store.write()?;
+                    store.inner.delete(&location).await?;
+                    Ok(location)
+                }
+            })
+            .boxed()
     }
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         match self.0.alive() {
@@ -189,13 +204,9 @@ impl ObjectStore for Shared {
         self.0.alive()?;
         self.0.inner.list_with_delimiter(prefix).await
     }
-    async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
+    async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> Result<()> {
         self.0.write()?;
-        self.0.inner.copy(from, to).await
-    }
-    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
-        self.0.write()?;
-        self.0.inner.copy_if_not_exists(from, to).await
+        self.0.inner.copy_opts(from, to, o).await
     }
 }
 

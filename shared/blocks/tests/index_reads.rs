@@ -2,6 +2,7 @@
 //! lookup among 150 blocks is one listing plus two ranged reads per block whose bloom admits
 //! the trace. The object store here counts every request.
 
+use object_store::ObjectStoreExt;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use tempest_blocks::compact::{CompactOptions, Compactor, SystemClock};
@@ -86,8 +87,11 @@ impl ObjectStore for Counting {
         .await?;
         Ok(merged)
     }
-    async fn delete(&self, l: &Path) -> Result<()> {
-        self.inner.delete(l).await
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
     }
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         self.lists.fetch_add(1, Ordering::SeqCst);
@@ -97,11 +101,8 @@ impl ObjectStore for Counting {
         self.lists.fetch_add(1, Ordering::SeqCst);
         self.inner.list_with_delimiter(prefix).await
     }
-    async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
-        self.inner.copy(from, to).await
-    }
-    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
-        self.inner.copy_if_not_exists(from, to).await
+    async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, o).await
     }
 }
 

@@ -5,6 +5,7 @@
 //! trace end up adjacent, and exact duplicate spans (the same span in two inputs, as after a
 //! retried write or an interrupted compaction) are written once.
 
+use object_store::ObjectStoreExt;
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::collections::BinaryHeap;
@@ -12,9 +13,9 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, Int8Array, Int64Array, RecordBatch};
+use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use parquet::arrow::async_writer::ParquetObjectWriter;
 use tempest_core::TenantId;
 
 use super::window::Windowed;
@@ -251,14 +252,7 @@ pub async fn merge_data(
     let mut writer = AsyncArrowWriter::try_new_with_options(
         // Parts of S3's minimum size, two in flight: the default (10 MiB, eight in flight)
         // would hold up to 90 MiB of a large output.
-        ParquetObjectWriter::from_buf_writer(
-            object_store::buffered::BufWriter::with_capacity(
-                loc.store.clone(),
-                data_path,
-                UPLOAD_PART,
-            )
-            .with_max_concurrency(2),
-        ),
+        BufWriter::with_capacity(loc.store.clone(), data_path, UPLOAD_PART).with_max_concurrency(2),
         schema::schema(),
         options,
     )?;
@@ -391,7 +385,7 @@ pub async fn merge_data(
 
 /// Writes the picked rows as one batch and lets go of the input batches they came from.
 async fn flush(
-    writer: &mut AsyncArrowWriter<ParquetObjectWriter>,
+    writer: &mut AsyncArrowWriter<BufWriter>,
     held: &mut Vec<RecordBatch>,
     picks: &mut Vec<(usize, usize)>,
     held_of: &mut [Option<usize>],

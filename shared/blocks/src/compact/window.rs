@@ -10,22 +10,23 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
 };
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream};
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
+use parquet::file::metadata::PageIndexPolicy;
 
 use crate::BlockError;
-use crate::listing::{DATA, block_path};
+use crate::data_file::DataFile;
 use crate::meta::BlockMeta;
 use crate::store::Location;
 
 /// One input block read window by window.
 pub(super) struct Windowed {
-    file: ParquetObjectReader,
+    file: DataFile,
     metadata: ArrowReaderMetadata,
     window_rows: usize,
     batch_rows: usize,
     row_group: usize,
     offset: usize,
-    stream: Option<ParquetRecordBatchStream<ParquetObjectReader>>,
+    stream: Option<ParquetRecordBatchStream<DataFile>>,
 }
 
 impl Windowed {
@@ -36,13 +37,10 @@ impl Windowed {
         window_rows: usize,
         batch_rows: usize,
     ) -> Result<Self, BlockError> {
-        let path = block_path(loc, &meta.tenant, &meta.block_id, DATA);
-        let mut file = ParquetObjectReader::new(loc.store.clone(), path)
-            .with_file_size(meta.data_size)
-            .with_footer_size_hint(crate::reader::FOOTER_HINT);
+        let mut file = DataFile::of(loc, meta);
         let metadata = ArrowReaderMetadata::load_async(
             &mut file,
-            ArrowReaderOptions::new().with_page_index(true),
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
         )
         .await?;
         Ok(Windowed {
