@@ -4,6 +4,7 @@
 pub mod app;
 pub mod clients;
 pub mod emulators;
+pub mod lambda;
 pub mod tempest;
 
 pub use app::TestApp;

@@ -86,6 +86,39 @@ pub const CATALOG: &[Function] = &[
     },
 ];
 
+/// The HTTP function `name` alone, as a function host serves it: the Dapr API for `invoke`,
+/// `state`, `publish`, `secrets` and `metadata` (one router; each function's host is given only
+/// its own path by its HTTP endpoint), the OTLP/HTTP, Zipkin and Jaeger receivers for `ingest`
+/// (a block committed per call), Tempo's query API for `query`, and `search-worker` over HTTP.
+pub async fn http_function(name: &str, config: &tempest_core::Config) -> anyhow::Result<Router> {
+    let storage = config.traces_storage();
+    Ok(match name {
+        "invoke" | "state" | "publish" | "secrets" | "metadata" => {
+            dapr_http(Arc::new(tempest_components::build_runtime(config).await?))
+        }
+        "ingest" => {
+            let r = ingest_receivers(&storage, config.traces.max_body_size, false)?;
+            r.otlp_http.merge(r.zipkin).merge(r.jaeger)
+        }
+        "query" => query_http(&storage, config.traces.search_worker_url.as_deref())?,
+        "search-worker" => search_worker_http(&storage)?,
+        other => anyhow::bail!(
+            "{other:?} is not an HTTP function ({})",
+            names(Trigger::Http)
+        ),
+    })
+}
+
+/// The names of the functions with `trigger`, comma-separated.
+pub fn names(trigger: Trigger) -> String {
+    CATALOG
+        .iter()
+        .filter(|f| f.trigger == trigger)
+        .map(|f| f.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `ingest` function's receivers, all committing to the same block location.
 pub struct Receivers {
     /// OTLP/HTTP (`POST /v1/traces`).

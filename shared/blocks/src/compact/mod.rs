@@ -178,6 +178,13 @@ impl Compactor {
         }
     }
 
+    /// The same compactor with its time budget cut to at most `limit`: a function host passes
+    /// what is left before its invocation's deadline.
+    pub fn with_budget_at_most(mut self, limit: Duration) -> Self {
+        self.opts.time_budget = self.opts.time_budget.min(limit);
+        self
+    }
+
     /// This compactor's lease owner name.
     pub fn owner(&self) -> &str {
         &self.owner

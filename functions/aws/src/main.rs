@@ -1,0 +1,55 @@
+//! `bootstrap`: Tempest on AWS Lambda (`provided.al2023`). One binary for every function;
+//! `TEMPEST_FUNCTION` names the one this Lambda runs, and the rest of the configuration comes
+//! from the `TEMPEST_*` variables Terraform sets. This host only translates Lambda events:
+//!
+//! - HTTP functions (`invoke`, `state`, `publish`, `secrets`, `metadata`, `ingest`, `query`)
+//!   take function-URL and API Gateway requests through `lambda_http`;
+//! - `compact` takes EventBridge schedule events and runs within the invocation's deadline;
+//! - `search-worker` takes a search job, invoked directly by `query`.
+
+mod events;
+
+use lambda_runtime::Error;
+use tempest_core::Config;
+
+/// Where blocks and embedded stores go when no storage is configured: on Lambda only `/tmp`
+/// is writable.
+const LAMBDA_DATA_DIR: &str = "/tmp/tempest";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .without_time() // CloudWatch stamps every line
+        .with_writer(std::io::stderr)
+        .init();
+    let function = std::env::var("TEMPEST_FUNCTION").map_err(|_| {
+        format!(
+            "TEMPEST_FUNCTION is not set: name the function this Lambda runs ({})",
+            tempest_catalog::CATALOG
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let mut config = Config {
+        data_dir: LAMBDA_DATA_DIR.into(),
+        ..Config::default()
+    };
+    config.apply_env(std::env::vars())?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    match function.as_str() {
+        "compact" => events::compact(config).await,
+        "search-worker" => events::search_worker(config).await,
+        name => {
+            let router = tempest_catalog::http_function(name, &config).await?;
+            lambda_http::run(router).await
+        }
+    }
+}
