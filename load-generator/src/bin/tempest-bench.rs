@@ -53,6 +53,21 @@ enum Cmd {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Cold start of the Lambda bootstrap per function, against the smallest Rust Lambda.
+    ColdStart {
+        /// The packaged bootstrap (`scripts/package-lambda`).
+        #[arg(
+            long,
+            default_value = "target/lambda/x86_64-unknown-linux-gnu/release/bootstrap"
+        )]
+        bootstrap: PathBuf,
+        /// The reference (`cargo build --release -p tempest-aws --example hello`).
+        #[arg(long, default_value = "target/release/examples/hello")]
+        reference: PathBuf,
+        /// Cold starts per function.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+    },
     /// Stored bytes per span for a real instrumented app: the OpenTelemetry Python SDK with its
     /// WSGI and requests instrumentations, exporting OTLP/HTTP to `tempest serve`.
     RealApp {
@@ -1457,6 +1472,11 @@ async fn main() -> anyhow::Result<()> {
             lookups,
             moto,
         } => trace_by_id(bin, traces, blocks, lookups, moto).await,
+        Cmd::ColdStart {
+            bootstrap,
+            reference,
+            trials,
+        } => tempest_load_generator::cold_start::run(&bootstrap, &reference, trials).await,
         Cmd::RealApp {
             checkouts,
             python,
