@@ -10,11 +10,6 @@
 mod events;
 
 use lambda_runtime::Error;
-use tempest_core::Config;
-
-/// Where blocks and embedded stores go when no storage is configured: on Lambda only `/tmp`
-/// is writable.
-const LAMBDA_DATA_DIR: &str = "/tmp/tempest";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -37,13 +32,7 @@ async fn main() -> Result<(), Error> {
                 .join(", ")
         )
     })?;
-    let mut config = Config {
-        data_dir: LAMBDA_DATA_DIR.into(),
-        ..Config::default()
-    };
-    config.apply_env(std::env::vars())?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    let config = tempest_catalog::function_host_config()?;
     match function.as_str() {
         "compact" => events::compact(config).await,
         "search-worker" => events::search_worker(config).await,

@@ -93,7 +93,7 @@ pub const CATALOG: &[Function] = &[
 pub async fn http_function(name: &str, config: &tempest_core::Config) -> anyhow::Result<Router> {
     let storage = config.traces_storage();
     Ok(match name {
-        "invoke" | "state" | "publish" | "secrets" | "metadata" => {
+        name if DAPR_FUNCTIONS.contains(&name) => {
             dapr_http(Arc::new(tempest_components::build_runtime(config).await?))
         }
         "ingest" => {
@@ -107,6 +107,27 @@ pub async fn http_function(name: &str, config: &tempest_core::Config) -> anyhow:
             names(Trigger::Http)
         ),
     })
+}
+
+/// The functions that together are the Dapr HTTP API: one router serves them all.
+pub const DAPR_FUNCTIONS: &[&str] = &["invoke", "state", "publish", "secrets", "metadata"];
+
+/// Where a function host keeps blocks and embedded stores when no storage is configured: on
+/// Lambda and in Azure Functions only `/tmp` is local and writable.
+pub const FUNCTION_HOST_DATA_DIR: &str = "/tmp/tempest";
+
+/// A function host's configuration: the `TEMPEST_*` environment (set by Terraform as Lambda
+/// variables or app settings) over the defaults, with [`FUNCTION_HOST_DATA_DIR`] as the data
+/// folder, which is created.
+pub fn function_host_config() -> anyhow::Result<tempest_core::Config> {
+    let mut config = tempest_core::Config {
+        data_dir: FUNCTION_HOST_DATA_DIR.into(),
+        ..tempest_core::Config::default()
+    };
+    config.apply_env(std::env::vars())?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
+    Ok(config)
 }
 
 /// The names of the functions with `trigger`, comma-separated.

@@ -58,7 +58,7 @@ enum Cmd {
         /// The packaged bootstrap (`scripts/package-lambda`).
         #[arg(
             long,
-            default_value = "target/lambda/x86_64-unknown-linux-gnu/release/bootstrap"
+            default_value = "target/serverless/x86_64-unknown-linux-gnu/release/bootstrap"
         )]
         bootstrap: PathBuf,
         /// The reference (`cargo build --release -p tempest-aws --example hello`).

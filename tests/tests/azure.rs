@@ -1,0 +1,321 @@
+//! The Azure Functions host: the real custom handler (`tempest-azure`) with blocks in Azurite's
+//! Blob service, sent what the Functions host sends it — HTTP requests forwarded as they came
+//! (`enableForwardingHttpRequest`, no route prefix) and the custom-handler JSON of a timer
+//! invocation — and the app folder it writes (`host.json`, one `function.json` per function).
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tempest_tests::emulators::{azurite_blob, wait_for_port};
+
+struct Handler {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_handler(envs: &[(&str, String)]) -> Handler {
+    let port = tempest_tests::free_port();
+    let child = Command::new(tempest_tests::tempest::sibling_binary("tempest-azure"))
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("TEMPEST_SELF_TELEMETRY", "0")
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tempest-azure");
+    wait_for_port(port, "the custom handler").await;
+    Handler {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// An OTLP/JSON request: `traces` traces of 4 spans from `first`, ending now.
+fn otlp(first: u32, traces: u32) -> serde_json::Value {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let spans: Vec<_> = (first..first + traces)
+        .flat_map(|t| {
+            (1..=4u32).map(move |s| {
+                json!({"traceId": trace_id(t), "spanId": format!("{t:08x}{s:08x}"), "name": format!("op-{s}"),
+                    "kind": 2, "startTimeUnixNano": (now - 40_000_000).to_string(),
+                    "endTimeUnixNano": (now - 1_000_000 * u64::from(s)).to_string()})
+            })
+        })
+        .collect();
+    json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+        "scopeSpans": [{"spans": spans}]}]})
+}
+
+fn trace_id(n: u32) -> String {
+    format!("{:024x}{n:08x}", 0xfeed_u64)
+}
+
+/// Headers the Functions host adds when it forwards a request.
+fn forwarded(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    req.header("x-forwarded-proto", "https")
+        .header("x-forwarded-for", "203.0.113.7:50123")
+        .header("x-ms-request-id", "3f6b5c2e-6e1d-4b0e-9a59-0c1e2a3b4c5d")
+        .header("x-original-url", "/")
+}
+
+async fn spans_of(http: &reqwest::Client, h: &Handler, trace: u32) -> usize {
+    let resp = forwarded(http.get(format!("{}/api/traces/{}", h.url, trace_id(trace))))
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.expect("JSON");
+    v["resourceSpans"]
+        .as_array()
+        .or(v["batches"].as_array())
+        .expect("resourceSpans")
+        .iter()
+        .flat_map(|b| b["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["spans"].as_array().map_or(0, Vec::len))
+        .sum()
+}
+
+/// A timer invocation exactly as the Functions host posts it to `/compact`.
+fn timer_invocation(past_due: bool) -> serde_json::Value {
+    let timer = json!({"Schedule": {"AdjustForDST": true},
+        "ScheduleStatus": {"Last": "2026-11-25T06:00:00+00:00", "Next": "2026-11-25T06:05:00+00:00",
+            "LastUpdated": "2026-11-25T06:00:00+00:00"},
+        "IsPastDue": past_due});
+    json!({"Data": {"timer": timer},
+        "Metadata": {"timer": timer, "sys": {"MethodName": "compact", "UtcNow": "2026-11-25T06:05:00.0123Z",
+            "RandGuid": "a1b2c3d4-0000-4000-8000-000000000001"}}})
+}
+
+#[tokio::test]
+async fn custom_handler_on_azurite() {
+    let (_azurite, _blobs, storage, azurite_env) = azurite_blob().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut envs = azurite_env;
+    envs.push(("TEMPEST_TRACES_STORAGE", storage));
+    envs.push((
+        "TEMPEST_DATA_DIR",
+        data.path().to_string_lossy().into_owned(),
+    ));
+    envs.push(("TEMPEST_TRACES_MAX_BODY_SIZE", "65536".to_owned()));
+    let h = start_handler(&envs).await;
+    let http = reqwest::Client::new();
+
+    // ingest: OTLP/JSON, gzip-compressed OTLP/JSON, then bad input.
+    let resp = forwarded(http.post(format!("{}/v1/traces", h.url)))
+        .json(&otlp(1, 3))
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(otlp(4, 2).to_string().as_bytes())
+        .expect("gzip");
+    let resp = forwarded(http.post(format!("{}/v1/traces", h.url)))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().expect("gzip"))
+        .send()
+        .await
+        .expect("ingest gzip");
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    for (body, ctype, status) in [
+        (b"{\"resourceSpans\": 7}".to_vec(), "application/json", 400),
+        (vec![b'x'; 70_000], "application/json", 413),
+        (b"a,b".to_vec(), "text/csv", 415),
+    ] {
+        let resp = forwarded(http.post(format!("{}/v1/traces", h.url)))
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .expect("bad ingest");
+        assert_eq!(resp.status(), status);
+    }
+    let resp = forwarded(http.post(format!("{}/api/v2/spans", h.url)))
+        .json(&json!([{"traceId": trace_id(9), "id": "0000000000000009", "name": "get /cart",
+            "timestamp": SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_micros() as u64 - 5000,
+            "duration": 1200, "localEndpoint": {"serviceName": "cart"}}]))
+        .send()
+        .await
+        .expect("zipkin");
+    assert_eq!(resp.status(), 202);
+
+    // query, state and the host's own probes.
+    for t in 1..=5 {
+        assert_eq!(spans_of(&http, &h, t).await, 4, "trace {t}");
+    }
+    let resp = forwarded(http.get(format!("{}/ready", h.url)))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(resp.status(), 200);
+    let resp = forwarded(http.post(format!("{}/v1.0/state/statestore", h.url)))
+        .json(&json!([{"key": "cart-1", "value": {"items": 3}}]))
+        .send()
+        .await
+        .expect("save");
+    assert_eq!(resp.status(), 204);
+    let v: serde_json::Value =
+        forwarded(http.get(format!("{}/v1.0/state/statestore/cart-1", h.url)))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("JSON");
+    assert_eq!(v, json!({"items": 3}));
+    let resp = forwarded(http.get(format!("{}/elsewhere", h.url)))
+        .send()
+        .await
+        .expect("unknown");
+    assert_eq!(resp.status(), 404);
+
+    // compact on its timer: the custom-handler JSON in, Outputs/Logs/ReturnValue out.
+    let resp = http
+        .post(format!("{}/compact", h.url))
+        .json(&timer_invocation(false))
+        .send()
+        .await
+        .expect("timer");
+    assert_eq!(resp.status(), 200);
+    let out: serde_json::Value = resp.json().await.expect("JSON");
+    assert_eq!(out["Outputs"], json!({}), "{out}");
+    assert!(!out["Logs"].as_array().expect("Logs").is_empty(), "{out}");
+    let main = out["ReturnValue"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .find(|r| r["tenant"] == "single-tenant")
+        .cloned()
+        .expect("the default tenant");
+    assert_eq!(main["merged_jobs"], 1, "{out}");
+    // Three blocks (two OTLP requests and the Zipkin one): 5 × 4 + 1 spans.
+    assert_eq!(main["input_blocks"], 3, "{out}");
+    assert_eq!(main["spans_written"], 21, "{out}");
+    for t in 1..=5 {
+        assert_eq!(
+            spans_of(&http, &h, t).await,
+            4,
+            "trace {t} after compaction"
+        );
+    }
+    assert_eq!(spans_of(&http, &h, 9).await, 1);
+    // A past-due run says so; a payload without timer data is refused.
+    let out: serde_json::Value = http
+        .post(format!("{}/compact", h.url))
+        .json(&timer_invocation(true))
+        .send()
+        .await
+        .expect("timer")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(out["Logs"].to_string().contains("past due"), "{out}");
+    for bad in [
+        json!({"Data": {}}),
+        json!([1]),
+        json!({"Data": {"timer": {"IsPastDue": "yes"}}}),
+    ] {
+        let resp = http
+            .post(format!("{}/compact", h.url))
+            .json(&bad)
+            .send()
+            .await
+            .expect("bad timer");
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_app_folder_declares_every_function() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(tempest_tests::tempest::sibling_binary("tempest-azure"))
+        .arg("write-app")
+        .arg(dir.path())
+        .output()
+        .expect("write-app");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).expect("read")).expect("JSON")
+    };
+    let host = read(&dir.path().join("host.json"));
+    assert_eq!(host["version"], "2.0");
+    assert_eq!(
+        host["customHandler"]["description"]["defaultExecutablePath"],
+        "handler"
+    );
+    assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
+    assert_eq!(host["extensions"]["http"]["routePrefix"], "");
+    let settings = read(&dir.path().join("local.settings.json"));
+    assert_eq!(settings["Values"]["FUNCTIONS_WORKER_RUNTIME"], "custom");
+
+    // Every HTTP route reaches its function through the handler.
+    let data = tempfile::tempdir().expect("tempdir");
+    let h = start_handler(&[(
+        "TEMPEST_DATA_DIR",
+        data.path().to_string_lossy().into_owned(),
+    )])
+    .await;
+    let http = reqwest::Client::new();
+    let mut timers = 0;
+    let mut routes = 0;
+    for entry in std::fs::read_dir(dir.path()).expect("list") {
+        let path = entry.expect("entry").path().join("function.json");
+        if !path.exists() {
+            continue;
+        }
+        let f = read(&path);
+        let trigger = &f["bindings"][0];
+        match trigger["type"].as_str() {
+            Some("timerTrigger") => {
+                timers += 1;
+                assert_eq!(trigger["schedule"], "%TEMPEST_COMPACTION_SCHEDULE%");
+                assert!(settings["Values"]["TEMPEST_COMPACTION_SCHEDULE"].is_string());
+            }
+            Some("httpTrigger") => {
+                routes += 1;
+                assert_eq!(f["bindings"][1]["type"], "http", "{f}");
+                let route = trigger["route"]
+                    .as_str()
+                    .expect("route")
+                    .replace("{*rest}", "x");
+                let method = trigger["methods"][0]
+                    .as_str()
+                    .expect("method")
+                    .to_uppercase();
+                let resp = http
+                    .request(
+                        method.parse().expect("method"),
+                        format!("{}/{route}", h.url),
+                    )
+                    .send()
+                    .await
+                    .expect("request");
+                let body = resp.text().await.unwrap_or_default();
+                assert!(
+                    !body.contains("no function serves this path"),
+                    "{method} /{route} is not dispatched"
+                );
+            }
+            other => panic!("unexpected trigger {other:?} in {}", path.display()),
+        }
+    }
+    assert_eq!(timers, 1);
+    assert!(routes >= 10, "{routes} HTTP functions");
+}
