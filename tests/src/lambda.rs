@@ -433,3 +433,147 @@ pub fn scheduled_event() -> serde_json::Value {
         "detail": {}
     })
 }
+
+/// Lambda's Invoke API (`POST /2015-03-31/functions/{name}/invocations`) in front of running
+/// instances, for functions that call other functions with the AWS SDK.
+pub struct LambdaService {
+    /// Base URL, for `AWS_ENDPOINT_URL_LAMBDA`.
+    pub url: String,
+    invocations: Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+type Functions = HashMap<String, tokio::sync::Mutex<LambdaInstance>>;
+
+impl LambdaService {
+    /// Serves `functions` by name.
+    pub async fn start(functions: Vec<(String, LambdaInstance)>) -> LambdaService {
+        let functions: Functions = functions
+            .into_iter()
+            .map(|(name, f)| (name, tokio::sync::Mutex::new(f)))
+            .collect();
+        let invocations = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Invoke API");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let app = Router::new()
+            .route("/2015-03-31/functions/{name}/invocations", post(invoke_api))
+            .with_state((Arc::new(functions), invocations.clone()));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        LambdaService {
+            url,
+            invocations,
+            server,
+        }
+    }
+
+    /// Invocations answered so far.
+    pub fn invocations(&self) -> usize {
+        self.invocations.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for LambdaService {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn invoke_api(
+    State((functions, count)): State<(Arc<Functions>, Arc<std::sync::atomic::AtomicUsize>)>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let error = |status: StatusCode, kind: &str, message: String| {
+        (
+            status,
+            [("x-amzn-ErrorType", kind.to_owned())],
+            axum::Json(serde_json::json!({"Type": "User", "message": message})),
+        )
+            .into_response()
+    };
+    let Some(f) = functions.get(&name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("Function not found: arn:aws:lambda:us-east-1:123456789012:function:{name}"),
+        );
+    };
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json".to_owned(),
+        );
+    };
+    let outcome = f
+        .lock()
+        .await
+        .invoke(&payload, Duration::from_secs(30))
+        .await;
+    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    match outcome {
+        Outcome::Response(body) => (
+            StatusCode::OK,
+            [("X-Amz-Executed-Version", "$LATEST")],
+            body,
+        )
+            .into_response(),
+        Outcome::Error { body, .. } => (
+            StatusCode::OK,
+            [
+                ("X-Amz-Executed-Version", "$LATEST"),
+                ("X-Amz-Function-Error", "Unhandled"),
+            ],
+            body.to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// An SQS event source mapping's batch: one record per `(message id, body, receive count)`,
+/// as Lambda delivers it from `tempest-orders` (attributes and field names as AWS sends them).
+pub fn sqs_event(records: &[(&str, &str, u32)]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(id, body, count)| {
+            serde_json::json!({
+                "messageId": id,
+                "receiptHandle": format!("AQEB{id}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": count.to_string(),
+                    "SentTimestamp": "1764655200000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1764655200010"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tempest-orders",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// The JSON an SNS topic puts in a subscribed SQS queue (raw message delivery off).
+pub fn sns_notification(topic: &str, message: &str) -> String {
+    serde_json::json!({
+        "Type": "Notification",
+        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": format!("arn:aws:sns:us-east-1:123456789012:{topic}"),
+        "Message": message,
+        "Timestamp": "2026-12-02T06:00:00.000Z",
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLEpH+..",
+        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+        "MessageAttributes": {"origin": {"Type": "String", "Value": "checkout"}}
+    })
+    .to_string()
+}

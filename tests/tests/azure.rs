@@ -274,6 +274,7 @@ async fn the_app_folder_declares_every_function() {
     .await;
     let http = reqwest::Client::new();
     let mut timers = 0;
+    let mut queues = 0;
     let mut routes = 0;
     for entry in std::fs::read_dir(dir.path()).expect("list") {
         let path = entry.expect("entry").path().join("function.json");
@@ -287,6 +288,14 @@ async fn the_app_folder_declares_every_function() {
                 timers += 1;
                 assert_eq!(trigger["schedule"], "%TEMPEST_COMPACTION_SCHEDULE%");
                 assert!(settings["Values"]["TEMPEST_COMPACTION_SCHEDULE"].is_string());
+            }
+            Some("queueTrigger") => {
+                queues += 1;
+                assert_eq!(trigger["queueName"], "%TEMPEST_DELIVER_QUEUE%");
+                assert_eq!(trigger["name"], "msg", "the handler reads Data.msg");
+                assert_eq!(trigger["connection"], "AzureWebJobsStorage");
+                assert!(settings["Values"]["TEMPEST_DELIVER_QUEUE"].is_string());
+                assert_eq!(host["extensions"]["queues"]["maxDequeueCount"], 5);
             }
             Some("httpTrigger") => {
                 routes += 1;
@@ -317,5 +326,115 @@ async fn the_app_folder_declares_every_function() {
         }
     }
     assert_eq!(timers, 1);
+    assert_eq!(queues, 1);
     assert!(routes >= 10, "{routes} HTTP functions");
+}
+
+/// A queue-trigger invocation exactly as the Functions host posts it to `/deliver`: the
+/// message text in `Data.msg`, the queue's metadata beside it (strings of JSON, as the host
+/// serialises them).
+fn queue_invocation(msg: &str, id: &str, dequeue_count: u32) -> serde_json::Value {
+    json!({"Data": {"msg": msg},
+        "Metadata": {"DequeueCount": dequeue_count, "ExpirationTime": "\"2026-12-09T06:00:00+00:00\"",
+            "Id": format!("\"{id}\""), "InsertionTime": "\"2026-12-02T06:00:00+00:00\"",
+            "NextVisibleTime": "\"2026-12-02T06:00:10+00:00\"", "PopReceipt": "\"AgAAAAMAAAAAAAAA\"",
+            "sys": {"MethodName": "deliver", "UtcNow": "2026-12-02T06:00:00.0123Z",
+                "RandGuid": "c1f5e0a4-3f0c-4c5a-9c41-6ad43d0f2a10"}}})
+}
+
+#[tokio::test]
+async fn deliver_on_its_queue_trigger() {
+    use tempest_tests::app::{Reply, TestApp};
+    let app = TestApp::start().await;
+    app.subscriptions(json!([
+        {"pubsubname": "pubsub", "topic": "orders", "route": "/orders"},
+        {"pubsubname": "pubsub", "topic": "payments", "route": "/payments"}
+    ]));
+    app.reply("/orders", vec![Reply::new(200, r#"{"status":"SUCCESS"}"#)]);
+    app.reply("/payments", vec![Reply::new(200, r#"{"status":"RETRY"}"#)]);
+    let data = tempfile::tempdir().expect("tempdir");
+    let h = start_handler(&[
+        (
+            "TEMPEST_DATA_DIR",
+            data.path().to_string_lossy().into_owned(),
+        ),
+        ("TEMPEST_APPS", format!("shop={}", app.url)),
+        ("TEMPEST_DELIVER_TOPIC", "orders".to_owned()),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let send = |body: serde_json::Value| {
+        let (http, url) = (http.clone(), format!("{}/deliver", h.url));
+        async move {
+            let resp = http.post(url).json(&body).send().await.expect("deliver");
+            let status = resp.status().as_u16();
+            (
+                status,
+                resp.json::<serde_json::Value>()
+                    .await
+                    .expect("custom-handler JSON"),
+            )
+        }
+    };
+    let ce = |topic: &str, id: &str| {
+        json!({"specversion": "1.0", "id": id, "source": "checkout", "type": "com.dapr.event.sent",
+            "datacontenttype": "application/json", "topic": topic, "pubsubname": "pubsub",
+            "data": {"order": id}})
+        .to_string()
+    };
+
+    // Delivered: 200 and a log line; the app got the CloudEvent.
+    let (status, v) = send(queue_invocation(&ce("orders", "o-1"), "q-1", 1)).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["Logs"][0].as_str().is_some_and(|l| l.contains("done")),
+        "{v}"
+    );
+    let got = app.received("/orders");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["data"], json!({"order": "o-1"}));
+    // A message the host parsed as JSON arrives as an object: the same event.
+    let parsed: serde_json::Value = serde_json::from_str(&ce("orders", "o-2")).expect("JSON");
+    let (status, v) =
+        send(json!({"Data": {"msg": parsed}, "Metadata": {"DequeueCount": "2"}})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(app.received("/orders").len(), 2);
+    // Plain text on the queue: the queue's topic (TEMPEST_DELIVER_TOPIC), wrapped as Dapr wraps raw payloads.
+    let (status, v) = send(queue_invocation("just text", "q-3", 1)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        app.received("/orders")[2].json()["data_base64"],
+        "anVzdCB0ZXh0"
+    );
+
+    // RETRY: the invocation fails, so the host makes the message visible again.
+    let (status, v) = send(queue_invocation(&ce("payments", "p-1"), "q-4", 1)).await;
+    assert_eq!(status, 500, "{v}");
+    assert!(
+        v["Logs"][0]
+            .as_str()
+            .is_some_and(|l| l.contains("tried again")),
+        "{v}"
+    );
+    app.reply("/payments", vec![Reply::new(200, "")]);
+    let (status, v) = send(queue_invocation(&ce("payments", "p-1"), "q-4", 2)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(app.received("/payments").len(), 2);
+
+    // Not a queue invocation: 400 with the reason, nothing delivered.
+    for bad in [
+        json!({"Data": {}}),
+        json!({"Data": {"timer": {}}}),
+        json!([1, 2]),
+    ] {
+        let (status, v) = send(bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+    assert_eq!(
+        app.all_received()
+            .iter()
+            .filter(|r| r.path != "/dapr/subscribe")
+            .count(),
+        5
+    );
 }

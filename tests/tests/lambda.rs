@@ -349,3 +349,233 @@ async fn a_misconfigured_bootstrap_says_what_is_wrong() {
         unknown.log_text()
     );
 }
+
+#[tokio::test]
+async fn query_sends_search_jobs_to_the_search_worker_lambda() {
+    use tempest_tests::lambda::LambdaService;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_string_lossy().into_owned();
+    let envs = [("TEMPEST_DATA_DIR", data.as_str())];
+    let mut ingest = LambdaInstance::start(Some("ingest"), &envs).await;
+    for first in [1, 4, 7] {
+        let (status, _, _) = post(
+            &mut ingest,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &otlp(first, 3).encode_to_vec(),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let worker = LambdaInstance::start(Some("search-worker"), &envs).await;
+    let service = LambdaService::start(vec![("tempest-search-worker".to_owned(), worker)]).await;
+    let aws = |function: &'static str| {
+        [
+            ("TEMPEST_DATA_DIR", data.clone()),
+            ("TEMPEST_SEARCH_WORKER_FUNCTION", function.to_owned()),
+            ("AWS_ENDPOINT_URL_LAMBDA", service.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ]
+    };
+    let envs = aws("tempest-search-worker");
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut query = LambdaInstance::start(Some("query"), &envs).await;
+    let (status, v) = get_json(
+        &mut query,
+        "/api/search?q=%7B%20name%20%3D%20%22op-1%22%20%7D&limit=50",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["traces"].as_array().map(Vec::len), Some(9), "{v}");
+    assert!(
+        service.invocations() > 0,
+        "the jobs went to the worker Lambda"
+    );
+
+    // A worker function that does not exist: the search fails and names it.
+    let envs = aws("tempest-nowhere");
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut lost = LambdaInstance::start(Some("query"), &envs).await;
+    let (status, v) = get_json(
+        &mut lost,
+        "/api/search?q=%7B%20name%20%3D%20%22op-1%22%20%7D",
+    )
+    .await;
+    assert_eq!(status, 500, "{v}");
+    assert!(v.to_string().contains("tempest-nowhere"), "{v}");
+}
+
+/// A CloudEvent as Dapr's publish API wraps one, for `topic`.
+fn cloudevent(topic: &str, id: &str) -> String {
+    json!({"specversion": "1.0", "id": id, "source": "checkout", "type": "com.dapr.event.sent",
+        "datacontenttype": "application/json", "topic": topic, "pubsubname": "pubsub",
+        "data": {"order": id}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn deliver_answers_sqs_batches_with_partial_failures() {
+    use tempest_tests::app::{Reply, TestApp};
+    use tempest_tests::lambda::{sns_notification, sqs_event};
+    let app = TestApp::start().await;
+    app.subscriptions(json!([
+        {"pubsubname": "pubsub", "topic": "orders", "route": "/orders"},
+        {"pubsubname": "pubsub", "topic": "payments", "route": "/payments"},
+        {"pubsubname": "pubsub", "topic": "spam", "route": "/spam"},
+        {"pubsubname": "other", "topic": "orders", "route": "/elsewhere"}
+    ]));
+    app.reply("/orders", vec![Reply::new(200, r#"{"status":"SUCCESS"}"#)]);
+    app.reply("/payments", vec![Reply::new(200, r#"{"status":"RETRY"}"#)]);
+    app.reply("/spam", vec![Reply::new(200, r#"{"status":"DROP"}"#)]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_string_lossy().into_owned();
+    let apps = format!("shop={}", app.url);
+    let envs = [
+        ("TEMPEST_DATA_DIR", data.as_str()),
+        ("TEMPEST_APPS", apps.as_str()),
+        ("TEMPEST_DELIVER_APP", "shop"),
+    ];
+    let mut deliver = LambdaInstance::start(Some("deliver"), &envs).await;
+
+    let via_sns = sns_notification("orders", &cloudevent("orders", "o-1"));
+    let retried = cloudevent("payments", "p-1");
+    let dropped = cloudevent("spam", "s-1");
+    // A plain message from the SNS topic `orders`: wrapped in a CloudEvent as Dapr wraps raw
+    // payloads, and delivered on the topic's route.
+    let plain = sns_notification("orders", "just text");
+    let batch = sqs_event(&[
+        ("m-1", via_sns.as_str(), 1),
+        ("m-2", retried.as_str(), 3),
+        ("m-3", dropped.as_str(), 1),
+        ("m-4", "no topic anywhere", 1),
+        ("m-5", plain.as_str(), 1),
+    ]);
+    let answer = deliver.invoke(&batch, T).await.json();
+    let mut failed: Vec<String> = answer["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures")
+        .iter()
+        .map(|f| {
+            f["itemIdentifier"]
+                .as_str()
+                .expect("itemIdentifier")
+                .to_owned()
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["m-2", "m-4"], "{answer}");
+
+    let orders = app.received("/orders");
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    let first = orders
+        .iter()
+        .find(|r| r.json()["id"] == "o-1")
+        .expect("o-1");
+    assert_eq!(first.json()["data"], json!({"order": "o-1"}));
+    assert_eq!(
+        first.header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    assert_eq!(
+        first.header("origin"),
+        Some("checkout"),
+        "SNS attributes travel as metadata"
+    );
+    let wrapped = orders
+        .iter()
+        .find(|r| r.json()["id"] != "o-1")
+        .expect("the plain one");
+    assert_eq!(wrapped.json()["topic"], "orders");
+    assert_eq!(
+        wrapped.json()["data_base64"],
+        "anVzdCB0ZXh0",
+        "base64 of the text"
+    );
+    assert_eq!(app.received("/payments").len(), 1);
+    assert_eq!(app.received("/spam").len(), 1);
+    assert!(
+        app.received("/elsewhere").is_empty(),
+        "another component's subscription"
+    );
+
+    // The retried message comes again: only it, and a SUCCESS now acknowledges it.
+    app.reply("/payments", vec![Reply::new(200, "")]);
+    let again = deliver
+        .invoke(&sqs_event(&[("m-2", retried.as_str(), 4)]), T)
+        .await
+        .json();
+    assert_eq!(again["batchItemFailures"], json!([]), "{again}");
+    assert_eq!(app.received("/payments").len(), 2);
+    assert_eq!(
+        app.received("/orders").len(),
+        2,
+        "nothing else was redelivered"
+    );
+
+    // A topic nobody subscribes to is acknowledged (as Dapr never consumes it).
+    let nobody = cloudevent("nobody", "n-1");
+    let answer = deliver
+        .invoke(&sqs_event(&[("m-6", nobody.as_str(), 1)]), T)
+        .await
+        .json();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+}
+
+#[tokio::test]
+async fn deliver_keeps_messages_while_the_app_is_unreachable() {
+    use tempest_tests::lambda::sqs_event;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_string_lossy().into_owned();
+    let port = tempest_tests::free_port();
+    let apps = format!("shop=http://127.0.0.1:{port}");
+    let envs = [
+        ("TEMPEST_DATA_DIR", data.as_str()),
+        ("TEMPEST_APPS", apps.as_str()),
+    ];
+    let mut deliver = LambdaInstance::start(Some("deliver"), &envs).await;
+    let msg = cloudevent("orders", "o-1");
+    let answer = deliver
+        .invoke(
+            &sqs_event(&[("m-1", msg.as_str(), 1), ("m-2", msg.as_str(), 1)]),
+            T,
+        )
+        .await
+        .json();
+    assert_eq!(
+        answer["batchItemFailures"],
+        json!([{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-2"}]),
+        "{answer}"
+    );
+    // The app comes up: the same instance asks it again, and the messages go through.
+    let app = tempest_tests::app::TestApp::start_on(port).await;
+    app.subscriptions(json!([{"pubsubname": "pubsub", "topic": "orders", "route": "/orders"}]));
+    let answer = deliver
+        .invoke(&sqs_event(&[("m-1", msg.as_str(), 2)]), T)
+        .await
+        .json();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    assert_eq!(app.received("/orders").len(), 1);
+
+    // Misconfigured: a component or app that does not exist stops the function at init,
+    // saying which.
+    for (name, value, says) in [
+        (
+            "TEMPEST_DELIVER_PUBSUB",
+            "nope",
+            "TEMPEST_DELIVER_PUBSUB names \"nope\"",
+        ),
+        (
+            "TEMPEST_DELIVER_APP",
+            "ghost",
+            "TEMPEST_DELIVER_APP names \"ghost\"",
+        ),
+    ] {
+        let mut envs = envs.to_vec();
+        envs.push((name, value));
+        let mut bad = LambdaInstance::start(Some("deliver"), &envs).await;
+        let (status, _) = bad.exit(20).await;
+        assert!(!status.success());
+        assert!(bad.log_text().contains(says), "{}", bad.log_text());
+    }
+}

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use tempest_core::Config;
@@ -37,6 +38,105 @@ pub async fn compact(config: Config) -> Result<(), Error> {
         },
     ))
     .await
+}
+
+/// `deliver` from an SQS event source mapping (with `ReportBatchItemFailures`): each record is
+/// delivered to its topic's subscriptions, and the records to try again (an app answered
+/// RETRY, or could not be reached) come back as batch item failures, so SQS hands out only
+/// those again and, past the queue's `maxReceiveCount`, moves them to its dead-letter queue.
+pub async fn deliver(config: Config) -> Result<(), Error> {
+    let rt = tempest_catalog::runtime(&config).await?;
+    let delivery = std::sync::Arc::new(tempest_catalog::pushed_delivery(rt, &config.deliver)?);
+    let default_topic = config.deliver.topic.clone();
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let (delivery, default_topic) = (delivery.clone(), default_topic.clone());
+        async move {
+            let mut response = SqsBatchResponse::default();
+            let mut batch = Vec::new();
+            for record in &event.payload.records {
+                let id = record.message_id.clone().unwrap_or_default();
+                match pushed_message(record, default_topic.as_deref()) {
+                    Ok(m) => batch.push((id, m)),
+                    Err(e) => {
+                        // Kept for the queue's redrive policy rather than lost.
+                        tracing::warn!(message_id = %id, "undeliverable record: {e}");
+                        response.add_failure(id);
+                    }
+                }
+            }
+            let msgs: Vec<_> = batch.iter().map(|(_, m)| m.clone()).collect();
+            let dispositions = delivery.process(&msgs).await;
+            for ((id, _), d) in batch.into_iter().zip(dispositions) {
+                if d == tempest_building_blocks::pubsub::worker::Disposition::Redeliver {
+                    response.add_failure(id);
+                }
+            }
+            Ok::<_, Error>(response)
+        }
+    }))
+    .await
+}
+
+/// An SQS record as the message it carries: the body, or the `Message` of the SNS
+/// notification that a topic subscription wraps it in. Its topic is the one the CloudEvent
+/// names, else the SNS topic's name, else the configured one.
+fn pushed_message(
+    record: &SqsMessage,
+    default_topic: Option<&str>,
+) -> Result<tempest_building_blocks::pubsub::pushed::PushedMessage, String> {
+    use tempest_building_blocks::pubsub::pushed;
+    let body = record.body.as_deref().ok_or("the record has no body")?;
+    let mut metadata = std::collections::BTreeMap::new();
+    for (name, attr) in &record.message_attributes {
+        if let Some(v) = &attr.string_value {
+            metadata.insert(name.clone(), v.clone());
+        }
+    }
+    let (data, sns_topic) = match serde_json::from_str::<SnsNotification>(body) {
+        Ok(n) if n.kind == "Notification" => {
+            for (name, attr) in n.message_attributes {
+                if attr.kind == "String" {
+                    metadata.insert(name, attr.value);
+                }
+            }
+            let topic = n.topic_arn.rsplit(':').next().map(str::to_owned);
+            (n.message, topic)
+        }
+        _ => (body.to_owned(), None),
+    };
+    let deliveries = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    pushed::PushedMessage::from_queue(
+        record.message_id.clone().unwrap_or_default(),
+        data.into(),
+        sns_topic,
+        default_topic,
+        metadata,
+        deliveries,
+    )
+}
+
+/// The JSON an SNS topic puts in an SQS queue it is subscribed to (without raw delivery).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsNotification {
+    #[serde(rename = "Type")]
+    kind: String,
+    topic_arn: String,
+    message: String,
+    #[serde(default)]
+    message_attributes: std::collections::HashMap<String, SnsAttribute>,
+}
+
+#[derive(serde::Deserialize)]
+struct SnsAttribute {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "Value")]
+    value: String,
 }
 
 /// `search-worker`, invoked directly with a search job: answers the job's result.

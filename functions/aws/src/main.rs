@@ -4,10 +4,14 @@
 //!
 //! - HTTP functions (`invoke`, `state`, `publish`, `secrets`, `metadata`, `ingest`, `query`)
 //!   take function-URL and API Gateway requests through `lambda_http`;
+//! - `deliver` takes SQS batches and answers partial-batch failures;
 //! - `compact` takes EventBridge schedule events and runs within the invocation's deadline;
-//! - `search-worker` takes a search job, invoked directly by `query`.
+//! - `search-worker` takes a search job, invoked directly by `query` (which, given
+//!   `TEMPEST_SEARCH_WORKER_FUNCTION`, sends each job there with the AWS SDK).
 
 mod events;
+mod invoker;
+mod limits;
 
 use lambda_runtime::Error;
 
@@ -36,8 +40,20 @@ async fn main() -> Result<(), Error> {
     match function.as_str() {
         "compact" => events::compact(config).await,
         "search-worker" => events::search_worker(config).await,
+        "deliver" => events::deliver(config).await,
         name => {
-            let router = tempest_catalog::http_function(name, &config).await?;
+            // On AWS, `query` reaches its search workers through Lambda's Invoke API.
+            let router = match std::env::var("TEMPEST_SEARCH_WORKER_FUNCTION") {
+                Ok(worker) if name == "query" && !worker.is_empty() => {
+                    let invoker = invoker::LambdaInvoker::new(worker).await;
+                    tempest_catalog::query_with_workers(
+                        &config.traces_storage(),
+                        Some(std::sync::Arc::new(invoker)),
+                    )?
+                }
+                _ => tempest_catalog::http_function(name, &config).await?,
+            }
+            .layer(axum::middleware::from_fn(limits::response_size));
             lambda_http::run(router).await
         }
     }

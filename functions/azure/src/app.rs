@@ -21,6 +21,13 @@ pub enum Trigger {
         /// NCRONTAB (six fields, seconds first) or an `%APP_SETTING%` holding one.
         schedule: &'static str,
     },
+    /// A Storage Queue trigger; the host POSTs each message as custom-handler JSON to
+    /// `/<name>`, retries it while the handler fails, and moves it to `<queue>-poison` after
+    /// `maxDequeueCount` tries.
+    Queue {
+        /// Queue name, or an `%APP_SETTING%` holding one.
+        queue: &'static str,
+    },
 }
 
 /// One Azure function of the app.
@@ -38,6 +45,12 @@ pub struct AzureFunction {
 pub const COMPACTION_SCHEDULE_SETTING: &str = "TEMPEST_COMPACTION_SCHEDULE";
 /// Its default: every five minutes, as `tempest serve` compacts.
 pub const DEFAULT_COMPACTION_SCHEDULE: &str = "0 */5 * * * *";
+/// The app setting that names the queue `deliver` is triggered by.
+pub const DELIVER_QUEUE_SETTING: &str = "TEMPEST_DELIVER_QUEUE";
+/// Its default: one queue for the app's subscriptions.
+pub const DEFAULT_DELIVER_QUEUE: &str = "tempest-deliver";
+/// Tries of one message before the host moves it to the poison queue (the host's default).
+pub const MAX_DEQUEUE_COUNT: u32 = 5;
 
 const ALL: &[&str] = &[];
 const GET: &[&str] = &["get"];
@@ -85,6 +98,13 @@ pub const FUNCTIONS: &[AzureFunction] = &[
             schedule: "%TEMPEST_COMPACTION_SCHEDULE%",
         },
     },
+    AzureFunction {
+        name: "deliver",
+        function: "deliver",
+        trigger: Trigger::Queue {
+            queue: "%TEMPEST_DELIVER_QUEUE%",
+        },
+    },
 ];
 
 /// `host.json`: a custom handler (`handler`, the binary at the app root) that gets HTTP
@@ -101,7 +121,16 @@ pub fn host_json() -> Value {
             },
             "enableForwardingHttpRequest": true
         },
-        "extensions": {"http": {"routePrefix": ""}},
+        "extensions": {
+            "http": {"routePrefix": ""},
+            // A message whose delivery fails becomes visible again after 10 s, as Dapr's
+            // default retry waits, and is poisoned after the host's usual five tries.
+            "queues": {
+                "maxDequeueCount": MAX_DEQUEUE_COUNT,
+                "visibilityTimeout": "00:00:10",
+                "batchSize": 16
+            }
+        },
         "extensionBundle": {
             "id": "Microsoft.Azure.Functions.ExtensionBundle",
             "version": "[4.*, 5.0.0)"
@@ -128,6 +157,10 @@ pub fn function_json(f: &AzureFunction) -> Value {
             {"type": "timerTrigger", "direction": "in", "name": "timer", "schedule": schedule,
              "runOnStartup": false, "useMonitor": true}
         ]}),
+        Trigger::Queue { queue } => json!({"bindings": [
+            {"type": "queueTrigger", "direction": "in", "name": "msg", "queueName": queue,
+             "connection": "AzureWebJobsStorage"}
+        ]}),
     }
 }
 
@@ -139,7 +172,8 @@ pub fn local_settings_json() -> Value {
         "Values": {
             "FUNCTIONS_WORKER_RUNTIME": "custom",
             "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-            COMPACTION_SCHEDULE_SETTING: DEFAULT_COMPACTION_SCHEDULE
+            COMPACTION_SCHEDULE_SETTING: DEFAULT_COMPACTION_SCHEDULE,
+            DELIVER_QUEUE_SETTING: DEFAULT_DELIVER_QUEUE
         }
     })
 }
@@ -175,7 +209,7 @@ pub fn route(method: &str, path: &str) -> Option<&'static AzureFunction> {
                 let rank = matches(route, path)?;
                 allowed.then_some((rank, f))
             }
-            Trigger::Timer { .. } => None,
+            Trigger::Timer { .. } | Trigger::Queue { .. } => None,
         })
         .max_by_key(|(rank, _)| *rank)
         .map(|(_, f)| f)
@@ -230,6 +264,7 @@ mod tests {
             ("POST", "/api/search"),
             ("GET", "/v1.0state/x"),
             ("GET", "/compact"),
+            ("POST", "/deliver"),
             ("GET", "/"),
         ] {
             assert!(route(method, path).is_none(), "{method} {path}");

@@ -14,37 +14,47 @@ use tempest_core::Config;
 use tower::ServiceExt;
 
 use crate::app;
-use crate::invocation::{InvocationRequest, InvocationResponse, TimerInfo};
+use crate::invocation::{InvocationRequest, InvocationResponse, QueueMessage, TimerInfo};
+use tempest_building_blocks::pubsub::pushed::PushedDelivery;
+use tempest_building_blocks::pubsub::worker::Disposition;
 
 struct Handler {
     /// Routers by catalog function; the Dapr functions share one.
     routers: HashMap<&'static str, Router>,
+    /// `deliver`, or why it cannot run with this configuration.
+    deliver: Result<PushedDelivery, String>,
     config: Config,
 }
 
 /// The handler for every function of [`app::FUNCTIONS`], built once per process.
 pub async fn router(config: Config) -> anyhow::Result<Router> {
     let mut routers = HashMap::new();
-    let mut dapr: Option<Router> = None;
+    // The Dapr functions and `deliver` share one runtime (one set of components).
+    let rt = tempest_catalog::runtime(&config).await?;
+    let dapr = tempest_catalog::dapr_http(rt.clone());
     for f in app::FUNCTIONS {
         if !matches!(f.trigger, app::Trigger::Http { .. }) || routers.contains_key(f.function) {
             continue;
         }
         let router = if tempest_catalog::DAPR_FUNCTIONS.contains(&f.function) {
-            match &dapr {
-                Some(r) => r.clone(),
-                None => dapr
-                    .insert(tempest_catalog::http_function(f.function, &config).await?)
-                    .clone(),
-            }
+            dapr.clone()
         } else {
             tempest_catalog::http_function(f.function, &config).await?
         };
         routers.insert(f.function, router);
     }
-    let handler = Arc::new(Handler { routers, config });
+    let delivery = tempest_catalog::pushed_delivery(rt, &config.deliver).map_err(|e| {
+        tracing::warn!("deliver cannot run: {e}");
+        e.to_string()
+    });
+    let handler = Arc::new(Handler {
+        routers,
+        deliver: delivery,
+        config,
+    });
     Ok(Router::new()
         .route("/compact", post(compact))
+        .route("/deliver", post(deliver))
         .fallback(forwarded)
         .with_state(handler))
 }
@@ -61,6 +71,69 @@ async fn forwarded(State(h): State<Arc<Handler>>, req: Request) -> Response {
             Err(never) => match never {},
         },
         None => (StatusCode::INTERNAL_SERVER_ERROR, "function not built\n").into_response(),
+    }
+}
+
+/// `deliver` on its queue trigger: one message per invocation. A message that is not done
+/// (an app answered RETRY or was unreachable) fails the invocation, so the host makes it
+/// visible again and, after `maxDequeueCount` tries, moves it to the poison queue.
+async fn deliver(State(h): State<Arc<Handler>>, body: axum::body::Bytes) -> Response {
+    let answer = |status: StatusCode, log: String| {
+        (
+            status,
+            axum::Json(InvocationResponse {
+                logs: vec![log],
+                ..InvocationResponse::default()
+            }),
+        )
+            .into_response()
+    };
+    let delivery = match &h.deliver {
+        Ok(d) => d,
+        Err(e) => {
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("deliver cannot run: {e}"),
+            );
+        }
+    };
+    let msg = match QueueMessage::from_invocation(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                format!("not a queue invocation: {e}"),
+            );
+        }
+    };
+    let id = msg.id.clone();
+    let pushed = match tempest_building_blocks::pubsub::pushed::PushedMessage::from_queue(
+        msg.id,
+        msg.data,
+        None,
+        h.config.deliver.topic.as_deref(),
+        Default::default(),
+        msg.dequeue_count,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("message {id}: {e}"),
+            );
+        }
+    };
+    let topic = pushed.topic.clone();
+    match delivery
+        .process(std::slice::from_ref(&pushed))
+        .await
+        .first()
+    {
+        Some(Disposition::Done) => answer(StatusCode::OK, format!("message {id} on {topic}: done")),
+        _ => answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("message {id} on {topic}: not delivered, to be tried again"),
+        ),
     }
 }
 

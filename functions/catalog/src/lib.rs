@@ -93,9 +93,7 @@ pub const CATALOG: &[Function] = &[
 pub async fn http_function(name: &str, config: &tempest_core::Config) -> anyhow::Result<Router> {
     let storage = config.traces_storage();
     Ok(match name {
-        name if DAPR_FUNCTIONS.contains(&name) => {
-            dapr_http(Arc::new(tempest_components::build_runtime(config).await?))
-        }
+        name if DAPR_FUNCTIONS.contains(&name) => dapr_http(runtime(config).await?),
         "ingest" => {
             let r = ingest_receivers(&storage, config.traces.max_body_size, false)?;
             r.otlp_http.merge(r.zipkin).merge(r.jaeger)
@@ -184,19 +182,28 @@ pub fn ingest_receivers(
 /// as tasks of this process, or, given a `search-worker` URL, each in a worker reached by an
 /// HTTP POST of the job.
 pub fn query_http(storage: &str, search_worker: Option<&str>) -> anyhow::Result<Router> {
+    let invoker = search_worker.map(|url| {
+        Arc::new(HttpInvoker {
+            client: reqwest::Client::new(),
+            url: url.to_owned(),
+        }) as Arc<dyn tempest_query::worker::Invoker>
+    });
+    query_with_workers(storage, invoker)
+}
+
+/// The `query` function with its search jobs sent through `invoker` (a host's own way to call
+/// `search-worker`, such as Lambda's Invoke API), or run in this process when `None`.
+pub fn query_with_workers(
+    storage: &str,
+    invoker: Option<Arc<dyn tempest_query::worker::Invoker>>,
+) -> anyhow::Result<Router> {
     let loc = tempest_blocks::store::Location::open(storage)?;
-    let api = match search_worker {
+    let api = match invoker {
         None => tempest_query::QueryApi::new(loc),
-        Some(url) => {
-            let invoker = Arc::new(HttpInvoker {
-                client: reqwest::Client::new(),
-                url: url.to_owned(),
-            });
-            tempest_query::QueryApi::with_jobs(
-                loc,
-                Arc::new(tempest_query::worker::InvokedJobs::new(invoker)),
-            )
-        }
+        Some(invoker) => tempest_query::QueryApi::with_jobs(
+            loc,
+            Arc::new(tempest_query::worker::InvokedJobs::new(invoker)),
+        ),
     };
     Ok(tempest_query::router(api))
 }
@@ -294,6 +301,42 @@ impl tempest_query::worker::Invoker for HttpInvoker {
 /// The HTTP functions that make up the Dapr API (invoke, state, publish, secrets, metadata).
 pub fn dapr_http(rt: Arc<Runtime>) -> Router {
     tempest_building_blocks::router::dapr_router(rt)
+}
+
+/// The Dapr runtime a function host's Dapr functions share: components from the resources
+/// folder (or the embedded defaults) and the declared apps.
+pub async fn runtime(config: &tempest_core::Config) -> anyhow::Result<Arc<Runtime>> {
+    Ok(Arc::new(tempest_components::build_runtime(config).await?))
+}
+
+/// The `deliver` function for hosts whose broker pushes messages (SQS on Lambda, a Storage
+/// Queue trigger on Azure): the configured component's messages, delivered to the configured
+/// app's subscriptions (or every declared app's).
+pub fn pushed_delivery(
+    rt: Arc<Runtime>,
+    deliver: &tempest_core::config::DeliverConfig,
+) -> anyhow::Result<tempest_building_blocks::pubsub::pushed::PushedDelivery> {
+    if !rt.pubsub.contains_key(&deliver.pubsub) {
+        anyhow::bail!(
+            "TEMPEST_DELIVER_PUBSUB names {:?}, which is not a pub/sub component here ({})",
+            deliver.pubsub,
+            rt.pubsub.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(app) = &deliver.app
+        && !rt.apps.contains_key(app)
+    {
+        anyhow::bail!(
+            "TEMPEST_DELIVER_APP names {app:?}, which is not a declared app (TEMPEST_APPS)"
+        );
+    }
+    Ok(
+        tempest_building_blocks::pubsub::pushed::PushedDelivery::new(
+            rt,
+            &deliver.pubsub,
+            deliver.app.as_deref(),
+        ),
+    )
 }
 
 /// The `deliver` function as background tasks: one per subscription, starting with the

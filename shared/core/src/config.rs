@@ -52,6 +52,31 @@ pub struct Config {
     pub apps: BTreeMap<String, String>,
     /// Trace ingestion and storage.
     pub traces: TracesConfig,
+    /// The `deliver` function on hosts whose broker pushes messages to it.
+    pub deliver: DeliverConfig,
+}
+
+/// What a pushed `deliver` function serves: one pub/sub component's queue, for one
+/// subscribing app (Dapr's SNS/SQS layout: a queue per app) or for every declared app.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverConfig {
+    /// The pub/sub component whose messages arrive.
+    pub pubsub: String,
+    /// The one app the queue belongs to; none: every declared app.
+    pub app: Option<String>,
+    /// Topic of messages that name none (a queue per topic).
+    pub topic: Option<String>,
+}
+
+impl Default for DeliverConfig {
+    fn default() -> Self {
+        DeliverConfig {
+            pubsub: "pubsub".into(),
+            app: None,
+            topic: None,
+        }
+    }
 }
 
 /// Settings of trace ingestion and block storage.
@@ -253,6 +278,7 @@ impl Default for Config {
             dapr: DaprConfig::default(),
             apps: BTreeMap::new(),
             traces: TracesConfig::default(),
+            deliver: DeliverConfig::default(),
         }
     }
 }
@@ -364,6 +390,13 @@ impl Config {
                 }
                 "TEMPEST_COMPACTED_BLOCK_RETENTION" => {
                     self.traces.compaction.compacted_block_retention = parse_duration(name, value)?
+                }
+                "TEMPEST_DELIVER_PUBSUB" => self.deliver.pubsub = value.trim().into(),
+                "TEMPEST_DELIVER_APP" => {
+                    self.deliver.app = Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+                }
+                "TEMPEST_DELIVER_TOPIC" => {
+                    self.deliver.topic = Some(value.trim().to_owned()).filter(|v| !v.is_empty())
                 }
                 "DAPR_API_TOKEN" if !value.is_empty() => self.dapr.api_token = Some(value.into()),
                 "APP_API_TOKEN" if !value.is_empty() => {

@@ -2,6 +2,7 @@
 //! and delivery to apps under Dapr's subscription contract.
 
 pub mod delivery;
+pub mod pushed;
 pub mod routing;
 pub mod subscription;
 pub mod worker;
