@@ -1348,9 +1348,9 @@ async fn compact_bench(
 ) -> anyhow::Result<()> {
     println!("## Compaction: {blocks} level-0 blocks into one\n");
     println!(
-        "| input | spans | merge spans/s per core | decode-only spans/s per core | merge / decode | peak RSS |"
+        "| input | spans | merge spans/s per core | decode-only spans/s per core | merge / decode | peak RSS | output bytes/span |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for &scale in scales {
         let dir = tempfile::tempdir()?;
         let storage = match &keep {
@@ -1424,8 +1424,9 @@ async fn compact_one(storage: &str) -> anyhow::Result<()> {
         spans as f64 / merge_cpu.max(0.01),
         spans as f64 / decode_cpu.max(0.01),
     );
+    let stored = (out.data_size + out.bloom_size) as f64 / spans.max(1) as f64;
     println!(
-        "{spans} | {merge_rate:.0} | {decode_rate:.0} | {:.2} | {:.1} MB |",
+        "{spans} | {merge_rate:.0} | {decode_rate:.0} | {:.2} | {:.1} MB | {stored:.1} |",
         merge_rate / decode_rate,
         peak as f64 / 1e6
     );

@@ -1,5 +1,7 @@
 //! A block's `data.parquet` as Parquet's async reader sees it: ranged reads from the object
-//! store, with the file size known from `meta.json` so the footer costs one request.
+//! store, with the file size known from `meta.json` so the footer costs one request. A file no
+//! larger than that first read is fetched whole by it and served from memory from then on:
+//! ingested blocks are mostly that small, and compaction opens a hundred of them at a time.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -28,6 +30,8 @@ pub struct DataFile {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+    /// The whole file, once the footer read fetched all of it.
+    whole: Option<Bytes>,
 }
 
 impl DataFile {
@@ -37,7 +41,25 @@ impl DataFile {
             store: loc.store.clone(),
             path: block_path(loc, &meta.tenant, &meta.block_id, DATA),
             size: meta.data_size,
+            whole: None,
         }
+    }
+
+    /// `range` of the whole file held in memory, if it is held.
+    fn held(&self, range: &Range<u64>) -> Option<parquet::errors::Result<Bytes>> {
+        let whole = self.whole.as_ref()?;
+        let (start, end) = (
+            usize::try_from(range.start).ok()?,
+            usize::try_from(range.end).ok()?,
+        );
+        Some(if start <= end && end <= whole.len() {
+            Ok(whole.slice(start..end))
+        } else {
+            Err(ParquetError::EOF(format!(
+                "{range:?} is outside the {}-byte data file",
+                whole.len()
+            )))
+        })
     }
 }
 
@@ -47,6 +69,9 @@ fn external(e: object_store::Error) -> ParquetError {
 
 impl AsyncFileReader for DataFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        if let Some(held) = self.held(&range) {
+            return futures::future::ready(held).boxed();
+        }
         async move {
             self.store
                 .get_range(&self.path, range)
@@ -60,6 +85,10 @@ impl AsyncFileReader for DataFile {
         &mut self,
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        if self.whole.is_some() {
+            let held = ranges.iter().filter_map(|r| self.held(r)).collect();
+            return futures::future::ready(held).boxed();
+        }
         async move {
             self.store
                 .get_ranges(&self.path, &ranges)
@@ -82,6 +111,21 @@ impl AsyncFileReader for DataFile {
                     .with_offset_index_policy(options.offset_index_policy());
             }
             let size = self.size;
+            if size <= FOOTER_HINT as u64 {
+                // The footer read would fetch the whole file anyway: keep it.
+                let whole = self.store.get(&self.path).await.map_err(external)?;
+                let whole = whole.bytes().await.map_err(external)?;
+                if whole.len() as u64 != size {
+                    return Err(ParquetError::General(format!(
+                        "{} is {} bytes, its meta.json says {size}",
+                        self.path,
+                        whole.len()
+                    )));
+                }
+                let md = reader.parse_and_finish(&whole)?;
+                self.whole = Some(whole);
+                return Ok(Arc::new(md));
+            }
             Ok(Arc::new(reader.load_and_finish(self, size).await?))
         }
         .boxed()

@@ -239,6 +239,10 @@ pub fn scan_schema() -> SchemaRef {
 /// Most rows in a data page (also the window compaction reads its inputs in).
 pub const PAGE_ROWS: usize = 4096;
 
+/// Most bytes in a column chunk's dictionary page. Ingested blocks (hundreds to thousands of
+/// spans) stay far below it; only large compacted row groups of high-cardinality columns reach it.
+pub const DICTIONARY_PAGE_BYTES: usize = 8 << 10;
+
 /// Writer settings: each column's encoding, compression and statistics, and `max_row_group`
 /// spans per row group.
 pub fn writer_properties(max_row_group: usize) -> WriterProperties {
@@ -251,6 +255,10 @@ pub fn writer_properties(max_row_group: usize) -> WriterProperties {
         // rows at a time and fetches whole pages, so small pages keep its memory flat.
         .set_data_page_size_limit(64 << 10)
         .set_data_page_row_count_limit(PAGE_ROWS)
+        // A reader holds each column chunk's dictionary for as long as it reads the chunk, and
+        // compaction reads every input at once: a capped dictionary keeps that memory set by
+        // configuration. Past the cap the rest of the chunk is plain (zstd where enabled).
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .set_compression(Compression::UNCOMPRESSED)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_statistics_truncate_length(Some(64));

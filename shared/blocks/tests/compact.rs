@@ -158,3 +158,93 @@ async fn merging_nothing_writes_nothing() {
             .is_empty()
     );
 }
+
+/// The dictionary of each column chunk of a block's data file: (column, values, decoded bytes).
+async fn dictionaries(loc: &Location, tenant: &str, block_id: &str) -> Vec<(String, u32, usize)> {
+    use parquet::column::page::Page;
+    use parquet::file::reader::FileReader;
+    let path = tempest_blocks::listing::block_path(loc, tenant, block_id, "data.parquet");
+    let bytes = loc.get_if_present(&path).await.unwrap().expect("data file");
+    let file = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
+    let mut out = Vec::new();
+    for rg in 0..file.num_row_groups() {
+        let group = file.get_row_group(rg).unwrap();
+        for c in 0..group.num_columns() {
+            let name = group.metadata().column(c).column_path().string();
+            let mut pages = group.get_column_page_reader(c).unwrap();
+            if let Some(Page::DictionaryPage {
+                buf, num_values, ..
+            }) = pages.get_next_page().unwrap()
+            {
+                out.push((name, num_values, buf.len()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dictionaries_stay_within_their_cap_however_large_the_row_group() {
+    // Compaction holds every input's current dictionaries at once: their size must be set by
+    // the writer's cap, not by how many distinct values a large row group has.
+    let loc = Location::open("memory://").expect("store");
+    let tenant = TenantId::parse(Some("t")).expect("tenant");
+    let mut metas = Vec::new();
+    for block in 0..2u16 {
+        let spans: Vec<Span> = (0..12_000u16)
+            .map(|i| {
+                let mut s = span((i % 200) as u8, (i % 250) as u8, SpanKind::Server, 1_000);
+                s.trace_id[0] = block as u8;
+                s.trace_id[1..3].copy_from_slice(&i.to_be_bytes());
+                s.span_id[..2].copy_from_slice(&i.to_be_bytes());
+                s.parent_span_id =
+                    Some([(i / 3) as u8, (i / 768) as u8, block as u8, 1, 2, 3, 4, 5]);
+                // Distinct high-cardinality names: a dictionary of them would be ~200 KB.
+                s.name = format!("GET /items/{block}-{i}");
+                s
+            })
+            .collect();
+        metas.push(
+            writer::write_block(&loc, &tenant, spans)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let out = merge(&loc, &tenant, &metas, MergeOptions::default())
+        .await
+        .unwrap()
+        .expect("merged");
+    assert_eq!(out.span_count, 24_000);
+    let cap = tempest_blocks::schema::DICTIONARY_PAGE_BYTES;
+    for meta in metas.iter().chain([&out]) {
+        let dicts = dictionaries(&loc, "t", &meta.block_id).await;
+        let names = dicts
+            .iter()
+            .find(|(c, _, _)| c == "name")
+            .expect("a name dictionary");
+        assert!(
+            names.1 < 12_000,
+            "the names past the cap are not in it: {names:?}"
+        );
+        for (column, values, bytes) in dicts {
+            // The writer closes a dictionary at the first value that takes it past the cap.
+            assert!(
+                bytes <= cap + 64,
+                "{column}: a dictionary of {values} values, {bytes} bytes"
+            );
+        }
+    }
+    // The names past the cap are stored plain, and read back whole.
+    let spans = reader::read_trace(&loc, &out, &Footer::default(), &{
+        let mut id = [0u8; 16];
+        id[0] = 1;
+        id[1..3].copy_from_slice(&11_999u16.to_be_bytes());
+        id[3..].fill((11_999 % 200) as u8);
+        id
+    })
+    .await
+    .unwrap();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].name, "GET /items/1-11999");
+}

@@ -1,6 +1,7 @@
 //! Trace lookup cost does not grow with the number of blocks: with the tenant index warm, one
-//! lookup among 150 blocks is one listing plus two ranged reads per block whose bloom admits
-//! the trace. The object store here counts every request.
+//! lookup among 150 blocks is one listing plus at most two reads per block whose bloom admits
+//! the trace (the footer, then the trace's row group; one for a block smaller than the footer
+//! read). The object store here counts every request.
 
 use object_store::ObjectStoreExt;
 use std::fmt;
@@ -203,11 +204,10 @@ async fn lookup_reads_a_fixed_number_of_objects() {
             );
         }
         assert_eq!(found.len(), 4, "every span of the trace, once");
-        let (lists, gets, ranged) = store.counts();
-        // Warm: the index costs one listing and no reads.
-        assert_eq!((lists, gets), (1, 0));
-        // Per candidate block: the footer, then the row group holding the trace.
-        assert_eq!(ranged, 2 * candidates.len() as u64);
+        // Warm: the index costs one listing and no reads. Per candidate block, one read:
+        // these blocks are smaller than a footer read, which fetches the whole file, and the
+        // row group holding the trace is then served from it.
+        assert_eq!(store.counts(), (1, candidates.len() as u64, 0));
         // Again: the index keeps each block's footer, so only the row group is read.
         store.reset();
         for c in &candidates {
