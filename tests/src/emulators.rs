@@ -35,8 +35,9 @@ pub async fn wait_for_port(port: u16, what: &str) {
     panic!("{what} did not start on port {port}");
 }
 
-/// moto's S3 with a bucket `tempest-blocks`; the handle and the traces storage URL for it.
-pub async fn moto_s3() -> (Server, String) {
+/// moto (`moto_server`: S3, DynamoDB, SQS, SNS, Secrets Manager, …) on a free port; the
+/// handle and its endpoint URL.
+pub async fn moto() -> (Server, String) {
     let moto = clients().join("python/.venv/bin/moto_server");
     assert!(
         moto.exists(),
@@ -52,6 +53,32 @@ pub async fn moto_s3() -> (Server, String) {
             .expect("start moto_server"),
     );
     wait_for_port(port, "moto_server").await;
+    (server, format!("http://127.0.0.1:{port}"))
+}
+
+/// Runs a Python script with boto3 (installed with moto) against `endpoint`, for setting up
+/// AWS resources the way an operator's tooling would; panics with its output if it fails.
+pub fn boto3(endpoint: &str, script: &str) {
+    let python = clients().join("python/.venv/bin/python");
+    let out = Command::new(python)
+        .args(["-c", script])
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "boto3 script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// moto's S3 with a bucket `tempest-blocks`; the handle and the traces storage URL for it.
+pub async fn moto_s3() -> (Server, String) {
+    let (server, endpoint) = moto().await;
+    let port = endpoint.rsplit(':').next().expect("port").to_owned();
     let resp = reqwest::Client::new()
         .put(format!("http://127.0.0.1:{port}/tempest-blocks"))
         .send()

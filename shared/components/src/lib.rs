@@ -1,6 +1,8 @@
 //! Dapr component implementations: one module per backend, and the registry that builds a
 //! `Runtime` from Dapr Component YAML by Dapr's type names.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod metadata;
 pub mod pubsub;
 pub mod registry;

@@ -53,9 +53,11 @@ pub enum ComponentError {
     },
 }
 
-const STATE_TYPES: &str = "state.sqlite, state.in-memory, state.redis, state.postgresql";
+const STATE_TYPES: &str =
+    "state.sqlite, state.in-memory, state.redis, state.postgresql, state.aws.dynamodb";
 const PUBSUB_TYPES: &str = "pubsub.sqlite, pubsub.in-memory, pubsub.redis";
-const SECRET_TYPES: &str = "secretstores.local.env, secretstores.local.file";
+const SECRET_TYPES: &str =
+    "secretstores.local.env, secretstores.local.file, secretstores.aws.secretmanager";
 
 /// The components `tempest serve` provides when no resources folder is given: Dapr's default
 /// names on the embedded durable stores in the data folder.
@@ -125,6 +127,10 @@ async fn state_store(
         "state.postgresql" | "state.postgres" => {
             Arc::new(crate::state::postgres::PostgresStateStore::connect(md).await?)
         }
+        #[cfg(feature = "aws")]
+        "state.aws.dynamodb" => {
+            Arc::new(crate::state::dynamodb::DynamoStateStore::connect(md).await?)
+        }
         other => {
             return Err(ComponentError::UnsupportedType {
                 component: spec.name.clone(),
@@ -165,7 +171,7 @@ async fn broker(
     })
 }
 
-fn secret_store(
+async fn secret_store(
     spec: &ComponentSpec,
     md: &Metadata,
 ) -> Result<Arc<dyn SecretStore>, ComponentError> {
@@ -177,6 +183,10 @@ fn secret_store(
             md.get("nestedSeparator").unwrap_or(":"),
             md.flag("multiValued", false)?,
         )),
+        #[cfg(feature = "aws")]
+        "secretstores.aws.secretmanager" => {
+            Arc::new(crate::secrets::aws::SecretsManagerStore::connect(md).await?)
+        }
         other => {
             return Err(ComponentError::UnsupportedType {
                 component: spec.name.clone(),
@@ -262,7 +272,7 @@ pub async fn build_runtime(config: &Config) -> Result<Runtime, ComponentError> {
         .filter(|c| c.kind() == "secretstores")
     {
         let md = resolve_metadata(spec, &rt.secrets).await?;
-        let store = secret_store(spec, &md)?;
+        let store = secret_store(spec, &md).await?;
         let scope = resources
             .secret_scopes
             .get(&spec.name)

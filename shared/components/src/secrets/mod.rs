@@ -1,4 +1,6 @@
 //! Secret store backends.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod env;
 pub mod file;

@@ -1,5 +1,7 @@
 //! State store backends.
 
+#[cfg(feature = "aws")]
+pub mod dynamodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
