@@ -1,7 +1,8 @@
 //! The AWS components against moto (`moto_server`), with their resources created by boto3 as
 //! an operator's tooling would: the state conformance suite on `state.aws.dynamodb` (with and
-//! without TTL), the secret store suite on `secretstores.aws.secretmanager`, and both through
-//! the Dapr HTTP API of the real binary.
+//! without TTL), the pub/sub suite on `pubsub.aws.snssqs` (and its dead-letter queue), the
+//! secret store suite on `secretstores.aws.secretmanager`, and all three through the Dapr HTTP
+//! API of the real binary.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tempest_building_blocks::conformance::state::{StateCase, run};
 use tempest_building_blocks::secrets::SecretStore;
 use tempest_building_blocks::state::{Concurrency, SetRequest, StateError, StateStore};
 use tempest_components::metadata::Metadata;
+use tempest_components::pubsub::snssqs::SnsSqsBroker;
 use tempest_components::secrets::aws::SecretsManagerStore;
 use tempest_components::state::dynamodb::DynamoStateStore;
 use tempest_tests::emulators::{boto3, moto};
@@ -270,4 +272,143 @@ boto3.client("secretsmanager").create_secret(Name="db-password", SecretString="s
         500,
         "Dapr answers ERR_SECRET_GET with 500"
     );
+}
+
+#[tokio::test]
+async fn sns_sqs_passes_the_pubsub_conformance_suite() {
+    use tempest_building_blocks::conformance::pubsub::{PubSubCase, run};
+    let (_moto, endpoint) = moto().await;
+    let md = metadata(&endpoint, &[("messageVisibilityTimeout", "1")]);
+    let broker = SnsSqsBroker::connect(&md).await.expect("connect");
+    run(&PubSubCase {
+        broker: Arc::new(broker),
+        prefix: "conf-".into(),
+        redeliver_after: std::time::Duration::from_secs(1),
+        ordered: false,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sns_sqs_dead_letters_and_odd_payloads() {
+    use tempest_building_blocks::pubsub::{Broker, OutgoingMessage};
+    let (_moto, endpoint) = moto().await;
+    let md = metadata(
+        &endpoint,
+        &[
+            ("messageVisibilityTimeout", "1"),
+            ("sqsDeadLettersQueueName", "tempest-dead"),
+            ("messageReceiveLimit", "2"),
+        ],
+    );
+    let broker = SnsSqsBroker::connect(&md).await.expect("connect");
+    // A topic name SNS would refuse as it is, binary data and metadata travel intact.
+    let topic = "orders.eu/v1";
+    broker.ensure_group(topic, "shop").await.expect("group");
+    let msg = OutgoingMessage {
+        data: bytes::Bytes::from_static(b"\xff\x00 not text"),
+        metadata: [
+            ("traceparent".to_owned(), "00-abc-def-01".to_owned()),
+            ("bad name!".to_owned(), "x".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    broker.publish(topic, msg).await.expect("publish");
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got = broker
+            .fetch(topic, "shop", 10, std::time::Duration::from_secs(1))
+            .await
+            .expect("fetch");
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0].data[..], b"\xff\x00 not text");
+    assert_eq!(
+        got[0].metadata.get("traceparent").map(String::as_str),
+        Some("00-abc-def-01")
+    );
+    assert!(!got[0].metadata.contains_key("bad name!"));
+    // Never acknowledged: after its second receive SQS moves it to the dead-letter queue.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let again = broker
+        .fetch(topic, "shop", 10, std::time::Duration::from_secs(1))
+        .await
+        .expect("fetch");
+    assert_eq!(again.len(), 1, "the second receive");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let third = broker
+        .fetch(topic, "shop", 10, std::time::Duration::from_secs(1))
+        .await
+        .expect("fetch");
+    assert!(
+        third.is_empty(),
+        "past messageReceiveLimit it is not handed out again"
+    );
+    boto3(
+        &endpoint,
+        r#"
+import boto3
+sqs = boto3.client("sqs")
+url = sqs.get_queue_url(QueueName="tempest-dead")["QueueUrl"]
+msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+assert len(msgs) == 1, msgs
+"#,
+    );
+}
+
+#[tokio::test]
+async fn publish_and_subscribe_through_sns_and_sqs() {
+    use tempest_tests::TestApp;
+    let (_moto, endpoint) = moto().await;
+    let app = TestApp::start().await;
+    app.subscriptions(json!([{"pubsubname": "awspubsub", "topic": "orders", "route": "/orders"}]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let res = write_resources(
+        dir.path(),
+        &[component(
+            "awspubsub",
+            "pubsub.aws.snssqs",
+            &[
+                ("region", "us-east-1"),
+                ("endpoint", endpoint.as_str()),
+                ("accessKey", "test"),
+                ("secretKey", "test"),
+                ("messageVisibilityTimeout", "2"),
+            ],
+        )],
+    );
+    let apps = format!("shop={}", app.url);
+    let t = Tempest::start(dir.path(), &["--resources-path", &res, "--app", &apps], &[]).await;
+    t.wait_for_subscriptions(1).await;
+    let http = reqwest::Client::new();
+    // SNS drops what is published before the app's queue is subscribed (as with daprd): publish
+    // until the subscription is in place.
+    let mut sent = 0;
+    tempest_tests::eventually(30, "a delivery through SNS and SQS", || {
+        sent += 1;
+        let (http, url, n) = (http.clone(), t.at("/v1.0/publish/awspubsub/orders"), sent);
+        let app = app.clone();
+        async move {
+            let resp = http
+                .post(url)
+                .json(&json!({"order": n}))
+                .send()
+                .await
+                .ok()?;
+            assert_eq!(resp.status(), 204);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            (!app.received("/orders").is_empty()).then_some(())
+        }
+    })
+    .await;
+    let got = app.received("/orders");
+    let event = got[0].json();
+    assert_eq!(event["topic"], "orders");
+    assert_eq!(event["pubsubname"], "awspubsub");
+    assert!(event["data"]["order"].is_number(), "{event}");
+    assert!(got[0].header("traceparent").is_some());
 }

@@ -6,6 +6,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
+use tempest_components::pubsub::snssqs::SnsNotification;
 use tempest_core::Config;
 
 /// Time kept back from the invocation's deadline for committing, reporting and the response.
@@ -77,8 +78,8 @@ pub async fn deliver(config: Config) -> Result<(), Error> {
     .await
 }
 
-/// An SQS record as the message it carries: the body, or the `Message` of the SNS
-/// notification that a topic subscription wraps it in. Its topic is the one the CloudEvent
+/// An SQS record as the message it carries: the body, or the payload of the SNS notification
+/// that a topic subscription wraps it in (as `pubsub.aws.snssqs` publishes it). Its topic is the one the CloudEvent
 /// names, else the SNS topic's name, else the configured one.
 fn pushed_message(
     record: &SqsMessage,
@@ -92,17 +93,14 @@ fn pushed_message(
             metadata.insert(name.clone(), v.clone());
         }
     }
-    let (data, sns_topic) = match serde_json::from_str::<SnsNotification>(body) {
-        Ok(n) if n.kind == "Notification" => {
-            for (name, attr) in n.message_attributes {
-                if attr.kind == "String" {
-                    metadata.insert(name, attr.value);
-                }
-            }
-            let topic = n.topic_arn.rsplit(':').next().map(str::to_owned);
-            (n.message, topic)
+    let (data, sns_topic) = match SnsNotification::parse(body) {
+        Some(n) => {
+            let topic = n.topic().map(str::to_owned);
+            let (data, attributes) = n.payload();
+            metadata.extend(attributes);
+            (data, topic)
         }
-        _ => (body.to_owned(), None),
+        None => (bytes::Bytes::from(body.to_owned()), None),
     };
     let deliveries = record
         .attributes
@@ -111,32 +109,12 @@ fn pushed_message(
         .unwrap_or(1);
     pushed::PushedMessage::from_queue(
         record.message_id.clone().unwrap_or_default(),
-        data.into(),
+        data,
         sns_topic,
         default_topic,
         metadata,
         deliveries,
     )
-}
-
-/// The JSON an SNS topic puts in an SQS queue it is subscribed to (without raw delivery).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SnsNotification {
-    #[serde(rename = "Type")]
-    kind: String,
-    topic_arn: String,
-    message: String,
-    #[serde(default)]
-    message_attributes: std::collections::HashMap<String, SnsAttribute>,
-}
-
-#[derive(serde::Deserialize)]
-struct SnsAttribute {
-    #[serde(rename = "Type")]
-    kind: String,
-    #[serde(rename = "Value")]
-    value: String,
 }
 
 /// `search-worker`, invoked directly with a search job: answers the job's result.

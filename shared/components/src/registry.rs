@@ -55,7 +55,7 @@ pub enum ComponentError {
 
 const STATE_TYPES: &str =
     "state.sqlite, state.in-memory, state.redis, state.postgresql, state.aws.dynamodb";
-const PUBSUB_TYPES: &str = "pubsub.sqlite, pubsub.in-memory, pubsub.redis";
+const PUBSUB_TYPES: &str = "pubsub.sqlite, pubsub.in-memory, pubsub.redis, pubsub.aws.snssqs";
 const SECRET_TYPES: &str =
     "secretstores.local.env, secretstores.local.file, secretstores.aws.secretmanager";
 
@@ -161,6 +161,8 @@ async fn broker(
         ),
         #[cfg(feature = "redis")]
         "pubsub.redis" => Arc::new(crate::pubsub::redis::RedisBroker::connect(md).await?),
+        #[cfg(feature = "aws")]
+        "pubsub.aws.snssqs" => Arc::new(crate::pubsub::snssqs::SnsSqsBroker::connect(md).await?),
         other => {
             return Err(ComponentError::UnsupportedType {
                 component: spec.name.clone(),

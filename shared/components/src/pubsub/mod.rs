@@ -2,4 +2,6 @@
 
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "aws")]
+pub mod snssqs;
 pub mod sqlite;

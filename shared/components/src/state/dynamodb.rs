@@ -179,8 +179,25 @@ fn fold(ops: Vec<TransactionOp>) -> Result<Vec<Folded>, StateError> {
     Ok(out)
 }
 
-fn conflict<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
+/// A single write's outcome: a failed condition is an ETag mismatch on `key`.
+fn written<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    key: String,
+) -> Result<(), StateError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.code() == Some("ConditionalCheckFailedException")) =>
+        {
+            Err(StateError::EtagMismatch(key))
+        }
+        Err(e) => Err(StateError::Backend(describe(&e))),
+    }
 }
 
 #[async_trait]
@@ -252,13 +269,7 @@ impl StateStore for DynamoStateStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(conflict) => {
-                Err(StateError::EtagMismatch(req.key))
-            }
-            Err(e) => Err(StateError::Backend(describe(&e))),
-        }
+        written(result, req.key)
     }
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), StateError> {
@@ -277,13 +288,7 @@ impl StateStore for DynamoStateStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(conflict) => {
-                Err(StateError::EtagMismatch(req.key))
-            }
-            Err(e) => Err(StateError::Backend(describe(&e))),
-        }
+        written(result, req.key)
     }
 
     async fn transact(&self, ops: Vec<TransactionOp>) -> Result<(), StateError> {
