@@ -184,6 +184,24 @@ impl SnsSqsBroker {
             .ok_or_else(|| PubSubError::Backend(format!("no ARN for queue {url}")))
     }
 
+    /// The URL of the queue `name` (made acceptable to SQS), created with `attributes` if it
+    /// does not exist (creation is idempotent in SQS for the same attributes).
+    async fn create_queue(
+        &self,
+        name: &str,
+        attributes: HashMap<QueueAttributeName, String>,
+    ) -> Result<String, PubSubError> {
+        self.sqs
+            .create_queue()
+            .queue_name(aws_name(name, 80))
+            .set_attributes((!attributes.is_empty()).then_some(attributes))
+            .send()
+            .await
+            .map_err(err)?
+            .queue_url
+            .ok_or_else(|| PubSubError::Backend(format!("CreateQueue {name} answered no URL")))
+    }
+
     /// The group's queue for `topic`, created and subscribed to the topic if needed.
     async fn queue(&self, topic: &str, group: &str) -> Result<String, PubSubError> {
         let key = (topic.to_owned(), group.to_owned());
@@ -196,15 +214,7 @@ impl SnsSqsBroker {
             self.visibility.as_secs().to_string(),
         )]);
         if let Some((dlq, limit)) = &self.dead_letters {
-            let dlq_url = self
-                .sqs
-                .create_queue()
-                .queue_name(aws_name(dlq, 80))
-                .send()
-                .await
-                .map_err(err)?
-                .queue_url
-                .unwrap_or_default();
+            let dlq_url = self.create_queue(dlq, HashMap::new()).await?;
             let dlq_arn = self.queue_arn(&dlq_url).await?;
             attributes.insert(
                 QueueAttributeName::RedrivePolicy,
@@ -213,15 +223,8 @@ impl SnsSqsBroker {
             );
         }
         let url = self
-            .sqs
-            .create_queue()
-            .queue_name(aws_name(&format!("{group}-{topic}"), 80))
-            .set_attributes(Some(attributes))
-            .send()
-            .await
-            .map_err(err)?
-            .queue_url
-            .ok_or_else(|| PubSubError::Backend("CreateQueue answered no URL".into()))?;
+            .create_queue(&format!("{group}-{topic}"), attributes)
+            .await?;
         let queue_arn = self.queue_arn(&url).await?;
         // SNS may send to the queue: the policy a real account needs (moto does not check it).
         let policy = serde_json::json!({

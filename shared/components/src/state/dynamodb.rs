@@ -40,6 +40,22 @@ struct Condition {
     values: Option<HashMap<String, AttributeValue>>,
 }
 
+/// Sets a [`Condition`] on any DynamoDB request builder (put, delete, and their transaction
+/// forms share the setters but no trait).
+macro_rules! conditioned {
+    ($builder:expr, $condition:expr) => {{
+        let Condition {
+            expression,
+            names,
+            values,
+        } = $condition;
+        $builder
+            .set_condition_expression(expression)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+    }};
+}
+
 impl DynamoStateStore {
     /// Connects from Dapr's metadata: `table` (required), `partitionKey`, `ttlAttributeName`,
     /// and the AWS fields (`region`, `endpoint`, `accessKey`, `secretKey`, `sessionToken`).
@@ -250,44 +266,27 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn set(&self, req: SetRequest) -> Result<(), StateError> {
-        let item = self.item(&req, &new_etag())?;
-        let Condition {
-            expression,
-            names,
-            values,
-        } = self.condition(
+        let condition = self.condition(
             req.etag.as_deref(),
             req.concurrency == Concurrency::FirstWrite,
         );
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(expression)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
-            .send()
-            .await;
+            .set_item(Some(self.item(&req, &new_etag())?));
+        let result = conditioned!(put, condition).send().await;
         written(result, req.key)
     }
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), StateError> {
-        let Condition {
-            expression,
-            names,
-            values,
-        } = self.condition(req.etag.as_deref(), false);
-        let result = self
+        let condition = self.condition(req.etag.as_deref(), false);
+        let delete = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(self.key(&req.key)))
-            .set_condition_expression(expression)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
-            .send()
-            .await;
+            .set_key(Some(self.key(&req.key)));
+        let result = conditioned!(delete, condition).send().await;
         written(result, req.key)
     }
 
@@ -309,19 +308,13 @@ impl StateStore for DynamoStateStore {
             op,
         } in folded
         {
-            let Condition {
-                expression,
-                names,
-                values,
-            } = self.condition(etag.as_deref(), first_write);
+            let condition = self.condition(etag.as_deref(), first_write);
             let item = match op {
                 TransactionOp::Upsert(req) => {
                     let put = Put::builder()
                         .table_name(&self.table)
-                        .set_item(Some(self.item(&req, &new_etag())?))
-                        .set_condition_expression(expression)
-                        .set_expression_attribute_names(names)
-                        .set_expression_attribute_values(values)
+                        .set_item(Some(self.item(&req, &new_etag())?));
+                    let put = conditioned!(put, condition)
                         .build()
                         .map_err(StateError::backend)?;
                     TransactWriteItem::builder().put(put).build()
@@ -329,10 +322,8 @@ impl StateStore for DynamoStateStore {
                 TransactionOp::Delete(req) => {
                     let delete = Delete::builder()
                         .table_name(&self.table)
-                        .set_key(Some(self.key(&req.key)))
-                        .set_condition_expression(expression)
-                        .set_expression_attribute_names(names)
-                        .set_expression_attribute_values(values)
+                        .set_key(Some(self.key(&req.key)));
+                    let delete = conditioned!(delete, condition)
                         .build()
                         .map_err(StateError::backend)?;
                     TransactWriteItem::builder().delete(delete).build()
