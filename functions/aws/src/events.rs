@@ -79,8 +79,8 @@ pub async fn deliver(config: Config) -> Result<(), Error> {
 }
 
 /// An SQS record as the message it carries: the body, or the payload of the SNS notification
-/// that a topic subscription wraps it in (as `pubsub.aws.snssqs` publishes it). Its topic is the one the CloudEvent
-/// names, else the SNS topic's name, else the configured one.
+/// that a topic subscription wraps it in (as `pubsub.aws.snssqs` publishes it). Its topic is
+/// the one the CloudEvent names, else the SNS topic's name, else the configured one.
 fn pushed_message(
     record: &SqsMessage,
     default_topic: Option<&str>,
