@@ -78,9 +78,8 @@ pub fn boto3(endpoint: &str, script: &str) {
 /// moto's S3 with a bucket `tempest-blocks`; the handle and the traces storage URL for it.
 pub async fn moto_s3() -> (Server, String) {
     let (server, endpoint) = moto().await;
-    let port = endpoint.rsplit(':').next().expect("port").to_owned();
     let resp = reqwest::Client::new()
-        .put(format!("http://127.0.0.1:{port}/tempest-blocks"))
+        .put(format!("{endpoint}/tempest-blocks"))
         .send()
         .await
         .expect("create bucket");
@@ -90,7 +89,7 @@ pub async fn moto_s3() -> (Server, String) {
         resp.status()
     );
     let storage = format!(
-        "s3://tempest-blocks/traces?endpoint=http://127.0.0.1:{port}&allow_http=true&region=us-east-1&access_key_id=test&secret_access_key=test"
+        "s3://tempest-blocks/traces?endpoint={endpoint}&allow_http=true&region=us-east-1&access_key_id=test&secret_access_key=test"
     );
     (server, storage)
 }

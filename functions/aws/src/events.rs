@@ -53,11 +53,14 @@ pub async fn deliver(config: Config) -> Result<(), Error> {
         let (delivery, default_topic) = (delivery.clone(), default_topic.clone());
         async move {
             let mut response = SqsBatchResponse::default();
-            let mut batch = Vec::new();
+            let (mut ids, mut msgs) = (Vec::new(), Vec::new());
             for record in &event.payload.records {
                 let id = record.message_id.clone().unwrap_or_default();
                 match pushed_message(record, default_topic.as_deref()) {
-                    Ok(m) => batch.push((id, m)),
+                    Ok(m) => {
+                        ids.push(id);
+                        msgs.push(m);
+                    }
                     Err(e) => {
                         // Kept for the queue's redrive policy rather than lost.
                         tracing::warn!(message_id = %id, "undeliverable record: {e}");
@@ -65,9 +68,8 @@ pub async fn deliver(config: Config) -> Result<(), Error> {
                     }
                 }
             }
-            let msgs: Vec<_> = batch.iter().map(|(_, m)| m.clone()).collect();
             let dispositions = delivery.process(&msgs).await;
-            for ((id, _), d) in batch.into_iter().zip(dispositions) {
+            for (id, d) in ids.into_iter().zip(dispositions) {
                 if d == tempest_building_blocks::pubsub::worker::Disposition::Redeliver {
                     response.add_failure(id);
                 }

@@ -48,12 +48,10 @@ impl DataFile {
     /// `range` of the whole file held in memory, if it is held.
     fn held(&self, range: &Range<u64>) -> Option<parquet::errors::Result<Bytes>> {
         let whole = self.whole.as_ref()?;
-        let (start, end) = (
-            usize::try_from(range.start).ok()?,
-            usize::try_from(range.end).ok()?,
-        );
-        Some(if start <= end && end <= whole.len() {
-            Ok(whole.slice(start..end))
+        let fits = range.start <= range.end && range.end <= whole.len() as u64;
+        Some(if fits {
+            // Both ends are within `whole`, so they fit a usize.
+            Ok(whole.slice(range.start as usize..range.end as usize))
         } else {
             Err(ParquetError::EOF(format!(
                 "{range:?} is outside the {}-byte data file",
