@@ -150,3 +150,40 @@ pub async fn azurite_blob() -> (
         )],
     )
 }
+
+/// The Azure storage account every Azurite service serves, and its well-known key.
+pub const AZURITE_ACCOUNT: (&str, &str) = (
+    "devstoreaccount1",
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+);
+
+/// One Azurite service (`table` or `queue`) on a free port: the handles and the service URL
+/// for the emulator's account (`http://127.0.0.1:<port>/devstoreaccount1`).
+pub async fn azurite(service: &str) -> (Server, tempfile::TempDir, String) {
+    let bin = clients().join(format!("node_modules/.bin/azurite-{service}"));
+    assert!(bin.exists(), "Azurite is missing: scripts/test installs it");
+    let port = crate::free_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server(
+        Command::new(bin)
+            .args([
+                &format!("--{service}Host"),
+                "127.0.0.1",
+                &format!("--{service}Port"),
+                &port.to_string(),
+                "--location",
+            ])
+            .arg(data.path())
+            .args(["--silent", "--skipApiVersionCheck"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Azurite"),
+    );
+    wait_for_port(port, "Azurite").await;
+    (
+        server,
+        data,
+        format!("http://127.0.0.1:{port}/{}", AZURITE_ACCOUNT.0),
+    )
+}

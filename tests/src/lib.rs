@@ -4,6 +4,7 @@
 pub mod app;
 pub mod clients;
 pub mod emulators;
+pub mod keyvault;
 pub mod lambda;
 pub mod tempest;
 

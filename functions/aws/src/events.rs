@@ -56,7 +56,7 @@ pub async fn deliver(config: Config) -> Result<(), Error> {
             let (mut ids, mut msgs) = (Vec::new(), Vec::new());
             for record in &event.payload.records {
                 let id = record.message_id.clone().unwrap_or_default();
-                match pushed_message(record, default_topic.as_deref()) {
+                match pushed_message(record, &delivery, default_topic.as_deref()) {
                     Ok(m) => {
                         ids.push(id);
                         msgs.push(m);
@@ -85,6 +85,7 @@ pub async fn deliver(config: Config) -> Result<(), Error> {
 /// the one the CloudEvent names, else the SNS topic's name, else the configured one.
 fn pushed_message(
     record: &SqsMessage,
+    delivery: &tempest_building_blocks::pubsub::pushed::PushedDelivery,
     default_topic: Option<&str>,
 ) -> Result<tempest_building_blocks::pubsub::pushed::PushedMessage, String> {
     use tempest_building_blocks::pubsub::pushed;
@@ -97,7 +98,7 @@ fn pushed_message(
     }
     let (data, sns_topic) = match SnsNotification::parse(body) {
         Some(n) => {
-            let topic = n.topic().map(str::to_owned);
+            let topic = n.topic().map(|t| delivery.topic_of_entity(t));
             let (data, attributes) = n.payload();
             metadata.extend(attributes);
             (data, topic)

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod metadata;
 pub mod pubsub;
 pub mod registry;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tempest_building_blocks::pubsub::{Broker, SubscriptionKind};
-use tempest_building_blocks::resources::{ComponentSpec, Resources, scalar_to_string};
+use tempest_building_blocks::resources::{
+    ComponentSpec, ResourceError, Resources, scalar_to_string,
+};
 use tempest_building_blocks::runtime::{
     KeyPrefix, PubSubComponent, SecretComponent, StateComponent,
 };
@@ -53,11 +55,12 @@ pub enum ComponentError {
     },
 }
 
-const STATE_TYPES: &str =
-    "state.sqlite, state.in-memory, state.redis, state.postgresql, state.aws.dynamodb";
-const PUBSUB_TYPES: &str = "pubsub.sqlite, pubsub.in-memory, pubsub.redis, pubsub.aws.snssqs";
-const SECRET_TYPES: &str =
-    "secretstores.local.env, secretstores.local.file, secretstores.aws.secretmanager";
+const STATE_TYPES: &str = "state.sqlite, state.in-memory, state.redis, state.postgresql, \
+    state.aws.dynamodb, state.azure.tablestorage";
+const PUBSUB_TYPES: &str = "pubsub.sqlite, pubsub.in-memory, pubsub.redis, pubsub.aws.snssqs, \
+    pubsub.azure.storagequeues";
+const SECRET_TYPES: &str = "secretstores.local.env, secretstores.local.file, \
+    secretstores.aws.secretmanager, secretstores.azure.keyvault";
 
 /// The components `tempest serve` provides when no resources folder is given: Dapr's default
 /// names on the embedded durable stores in the data folder.
@@ -131,6 +134,10 @@ async fn state_store(
         "state.aws.dynamodb" => {
             Arc::new(crate::state::dynamodb::DynamoStateStore::connect(md).await?)
         }
+        #[cfg(feature = "azure")]
+        "state.azure.tablestorage" => {
+            Arc::new(crate::state::tablestorage::TableStateStore::connect(md).await?)
+        }
         other => {
             return Err(ComponentError::UnsupportedType {
                 component: spec.name.clone(),
@@ -163,6 +170,10 @@ async fn broker(
         "pubsub.redis" => Arc::new(crate::pubsub::redis::RedisBroker::connect(md).await?),
         #[cfg(feature = "aws")]
         "pubsub.aws.snssqs" => Arc::new(crate::pubsub::snssqs::SnsSqsBroker::connect(md).await?),
+        #[cfg(feature = "azure")]
+        "pubsub.azure.storagequeues" => {
+            Arc::new(crate::pubsub::storagequeues::StorageQueueBroker::connect(md).await?)
+        }
         other => {
             return Err(ComponentError::UnsupportedType {
                 component: spec.name.clone(),
@@ -188,6 +199,10 @@ async fn secret_store(
         #[cfg(feature = "aws")]
         "secretstores.aws.secretmanager" => {
             Arc::new(crate::secrets::aws::SecretsManagerStore::connect(md).await?)
+        }
+        #[cfg(feature = "azure")]
+        "secretstores.azure.keyvault" => {
+            Arc::new(crate::secrets::keyvault::KeyVaultStore::connect(md).await?)
         }
         other => {
             return Err(ComponentError::UnsupportedType {
@@ -257,9 +272,23 @@ async fn resolve_metadata(
 /// Builds the runtime for `config`: loads resources, connects every component, expands
 /// declarative subscriptions to the declared apps.
 pub async fn build_runtime(config: &Config) -> Result<Runtime, ComponentError> {
-    let resources = match &config.resources_path {
-        Some(dir) => Resources::load(dir)?,
-        None => default_resources(&config.data_dir),
+    let resources = match (&config.resources_path, &config.components) {
+        (None, None) => default_resources(&config.data_dir),
+        (dir, inline) => {
+            let mut resources = match dir {
+                Some(dir) => Resources::load(dir)?,
+                None => Resources::default(),
+            };
+            if let Some(text) = inline {
+                resources
+                    .add_yaml(text)
+                    .map_err(|message| ResourceError::Invalid {
+                        path: "TEMPEST_COMPONENTS".into(),
+                        message,
+                    })?;
+            }
+            resources
+        }
     };
     let mut rt = Runtime::new(&config.app_id);
     rt.apps = config.apps.clone();

@@ -46,6 +46,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Folder of Dapr resource files (Component, Subscription, Configuration, Resiliency).
     pub resources_path: Option<PathBuf>,
+    /// Dapr resource documents inline (YAML, `---` between documents), read after the folder:
+    /// how a serverless function gets its components from one environment variable.
+    pub components: Option<String>,
     /// Dapr HTTP API settings.
     pub dapr: DaprConfig,
     /// Declared apps: app id → base URL. Invoke resolves these; deliveries go here.
@@ -275,6 +278,7 @@ impl Default for Config {
             app_id: "tempest".into(),
             data_dir: PathBuf::from("./data"),
             resources_path: None,
+            components: None,
             dapr: DaprConfig::default(),
             apps: BTreeMap::new(),
             traces: TracesConfig::default(),
@@ -345,6 +349,9 @@ impl Config {
                 "TEMPEST_APP_ID" => self.app_id = value.into(),
                 "TEMPEST_DATA_DIR" => self.data_dir = value.into(),
                 "TEMPEST_RESOURCES_PATH" => self.resources_path = Some(value.into()),
+                "TEMPEST_COMPONENTS" => {
+                    self.components = Some(value.to_owned()).filter(|v| !v.trim().is_empty())
+                }
                 "TEMPEST_DAPR_BIND" => self.dapr.bind = value.into(),
                 "TEMPEST_DAPR_HTTP_PORT" | "DAPR_HTTP_PORT" => {
                     self.dapr.http_port = parse_num(name, value)?

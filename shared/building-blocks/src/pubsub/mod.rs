@@ -82,4 +82,10 @@ pub trait Broker: Send + Sync {
 
     /// Marks a message done for `group`; it is never handed to that group again.
     async fn ack(&self, topic: &str, group: &str, ack_id: &str) -> Result<(), PubSubError>;
+
+    /// The topic a broker-side entity name (an SNS topic's, say) stands for: brokers that
+    /// decorate names (a prefix) undo it here, so a pushed message finds its subscriptions.
+    fn topic_of_entity(&self, entity: &str) -> String {
+        entity.to_owned()
+    }
 }

@@ -87,6 +87,15 @@ impl PushedDelivery {
         }
     }
 
+    /// The topic a broker-side entity name stands for (an SNS topic named with the
+    /// component's prefix, say), for messages that carry only that name.
+    pub fn topic_of_entity(&self, entity: &str) -> String {
+        match self.rt.pubsub.get(&self.pubsub) {
+            Some(component) => component.broker.topic_of_entity(entity),
+            None => entity.to_owned(),
+        }
+    }
+
     /// Asks each app that has not answered yet for its subscriptions. An app that cannot be
     /// reached is an error: its messages must wait for it rather than be dropped for want of
     /// a route.

@@ -5,3 +5,5 @@ pub mod redis;
 #[cfg(feature = "aws")]
 pub mod snssqs;
 pub mod sqlite;
+#[cfg(feature = "azure")]
+pub mod storagequeues;

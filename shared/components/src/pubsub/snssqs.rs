@@ -32,6 +32,9 @@ pub struct SnsSqsBroker {
     sqs: aws_sdk_sqs::Client,
     visibility: Duration,
     dead_letters: Option<(String, u32)>,
+    /// `entityPrefix`: put before every topic and queue name, so environments that share an
+    /// account keep apart.
+    prefix: String,
     topics: Mutex<HashMap<String, String>>,
     queues: Mutex<HashMap<(String, String), String>>,
 }
@@ -128,7 +131,8 @@ where
 
 impl SnsSqsBroker {
     /// Connects from Dapr's metadata: the AWS fields, `messageVisibilityTimeout` (seconds,
-    /// default 10, Dapr's), `sqsDeadLettersQueueName` and `messageReceiveLimit` (default 10).
+    /// default 10, Dapr's), `sqsDeadLettersQueueName`, `messageReceiveLimit` (default 10) and
+    /// Tempest's `entityPrefix`.
     pub async fn connect(md: &Metadata) -> Result<Self, ComponentError> {
         let config = sdk_config(md).await?;
         let visibility = Duration::from_secs(md.number("messageVisibilityTimeout", 10u64)?);
@@ -143,6 +147,7 @@ impl SnsSqsBroker {
             sqs: aws_sdk_sqs::Client::new(&config),
             visibility,
             dead_letters,
+            prefix: md.get("entityPrefix").unwrap_or_default().to_owned(),
             topics: Mutex::new(HashMap::new()),
             queues: Mutex::new(HashMap::new()),
         })
@@ -156,7 +161,7 @@ impl SnsSqsBroker {
         let out = self
             .sns
             .create_topic()
-            .name(aws_name(topic, 256))
+            .name(aws_name(&format!("{}{topic}", self.prefix), 256))
             .send()
             .await
             .map_err(err)?;
@@ -223,7 +228,7 @@ impl SnsSqsBroker {
             );
         }
         let url = self
-            .create_queue(&format!("{group}-{topic}"), attributes)
+            .create_queue(&format!("{}{group}-{topic}", self.prefix), attributes)
             .await?;
         let queue_arn = self.queue_arn(&url).await?;
         // SNS may send to the queue: the policy a real account needs (moto does not check it).
@@ -255,6 +260,13 @@ impl SnsSqsBroker {
 
 #[async_trait]
 impl Broker for SnsSqsBroker {
+    fn topic_of_entity(&self, entity: &str) -> String {
+        entity
+            .strip_prefix(self.prefix.as_str())
+            .unwrap_or(entity)
+            .to_owned()
+    }
+
     async fn publish(&self, topic: &str, msg: OutgoingMessage) -> Result<(), PubSubError> {
         let arn = self.topic_arn(topic).await?;
         let mut attributes: HashMap<String, MessageAttributeValue> = HashMap::new();

@@ -4,3 +4,5 @@
 pub mod aws;
 pub mod env;
 pub mod file;
+#[cfg(feature = "azure")]
+pub mod keyvault;

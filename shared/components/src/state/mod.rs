@@ -7,3 +7,5 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod sqlite;
+#[cfg(feature = "azure")]
+pub mod tablestorage;
