@@ -528,3 +528,72 @@ async fn jaeger_thrift_exporter_over_http() {
         before
     );
 }
+
+#[tokio::test]
+async fn only_allowed_tenants_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tempest::start(
+        dir.path(),
+        &[],
+        &[
+            ("TEMPEST_ALLOWED_TENANTS", "team-a, team-c"),
+            ("TEMPEST_SELF_TELEMETRY", "false"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let trace = "5b8efff798038103d269b633813fc60c";
+    let body = otlp_json(
+        trace,
+        json!([{"traceId": trace, "spanId": "eee19b7ec3c1b174", "name": "op",
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000"}]),
+    );
+    let send = |tenant: Option<&'static str>| {
+        let mut req = http
+            .post(format!("http://127.0.0.1:{}/v1/traces", t.otlp_port))
+            .json(&body);
+        if let Some(tenant) = tenant {
+            req = req.header("X-Scope-OrgID", tenant);
+        }
+        req.send()
+    };
+    // Another tenant, or none (Tempo's single-tenant), is refused and nothing is written.
+    for tenant in [Some("team-b"), None] {
+        let resp = send(tenant).await.expect("send");
+        assert_eq!(resp.status(), 403, "{tenant:?}");
+        assert!(resp.text().await.expect("body").contains("not allowed"));
+    }
+    assert!(!dir.path().join("traces/team-b").exists());
+    // An invalid id is still the receiver's 400.
+    assert_eq!(send(Some("../x")).await.expect("send").status(), 400);
+    assert_eq!(send(Some("team-a")).await.expect("send").status(), 200);
+    // The query API and Zipkin answer the same way.
+    let search = |tenant: &'static str| {
+        http.get(format!("http://127.0.0.1:{}/api/search", t.query_port))
+            .header("X-Scope-OrgID", tenant)
+            .send()
+    };
+    assert_eq!(search("team-b").await.expect("search").status(), 403);
+    assert_eq!(search("team-a").await.expect("search").status(), 200);
+    let zipkin = http
+        .post(format!("http://127.0.0.1:{}/api/v2/spans", t.zipkin_port))
+        .header("X-Scope-OrgID", "team-b")
+        .json(&json!([]))
+        .send()
+        .await
+        .expect("zipkin");
+    assert_eq!(zipkin.status(), 403);
+    // An OTLP/gRPC call from another tenant gets gRPC's PERMISSION_DENIED.
+    let grpc = http
+        .post(format!(
+            "http://127.0.0.1:{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            t.grpc_port
+        ))
+        .header("content-type", "application/grpc")
+        .header("x-scope-orgid", "team-b")
+        .body(Vec::new())
+        .send()
+        .await
+        .expect("grpc");
+    assert_eq!(grpc.headers()["grpc-status"], "7");
+}

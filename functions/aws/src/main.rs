@@ -46,10 +46,13 @@ async fn main() -> Result<(), Error> {
             let router = match std::env::var("TEMPEST_SEARCH_WORKER_FUNCTION") {
                 Ok(worker) if name == "query" && !worker.is_empty() => {
                     let invoker = invoker::LambdaInvoker::new(worker).await;
-                    tempest_catalog::query_with_workers(
-                        &config.traces_storage(),
-                        Some(std::sync::Arc::new(invoker)),
-                    )?
+                    tempest_catalog::tenant_gate(
+                        tempest_catalog::query_with_workers(
+                            &config.traces_storage(),
+                            Some(std::sync::Arc::new(invoker)),
+                        )?,
+                        &config.traces.allowed_tenants,
+                    )
                 }
                 _ => tempest_catalog::http_function(name, &config).await?,
             }

@@ -96,15 +96,71 @@ pub async fn http_function(name: &str, config: &tempest_core::Config) -> anyhow:
         name if DAPR_FUNCTIONS.contains(&name) => dapr_http(runtime(config).await?),
         "ingest" => {
             let r = ingest_receivers(&storage, config.traces.max_body_size, false)?;
-            r.otlp_http.merge(r.zipkin).merge(r.jaeger)
+            tenant_gate(
+                r.otlp_http.merge(r.zipkin).merge(r.jaeger),
+                &config.traces.allowed_tenants,
+            )
         }
-        "query" => query_http(&storage, config.traces.search_worker_url.as_deref())?,
+        "query" => tenant_gate(
+            query_http(&storage, config.traces.search_worker_url.as_deref())?,
+            &config.traces.allowed_tenants,
+        ),
         "search-worker" => search_worker_http(&storage)?,
         other => anyhow::bail!(
             "{other:?} is not an HTTP function ({})",
             names(Trigger::Http)
         ),
     })
+}
+
+/// Serves only the `allowed` tenants (all when empty): a request whose `X-Scope-OrgID` names
+/// another tenant is refused before it reaches the receiver or the query API, with 403, or
+/// with gRPC's PERMISSION_DENIED for an OTLP/gRPC call. Invalid ids pass on, to be refused
+/// with the receiver's own 400.
+pub fn tenant_gate(router: Router, allowed: &[String]) -> Router {
+    use axum::extract::Request;
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::middleware::Next;
+    use axum::response::{IntoResponse, Response};
+    if allowed.is_empty() {
+        return router;
+    }
+    let allowed: Arc<[String]> = allowed.into();
+    router.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let allowed = allowed.clone();
+            async move {
+                let raw = req
+                    .headers()
+                    .get("x-scope-orgid")
+                    .and_then(|v| v.to_str().ok());
+                let tenant = match tempest_core::tenant::TenantId::parse(raw) {
+                    Ok(t) if !allowed.iter().any(|a| a == t.as_str()) => t,
+                    _ => return next.run(req).await,
+                };
+                let message = format!("tenant {tenant} is not allowed here");
+                let grpc = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/grpc"));
+                if grpc {
+                    let mut resp = Response::new(axum::body::Body::empty());
+                    let h = resp.headers_mut();
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/grpc"),
+                    );
+                    h.insert("grpc-status", HeaderValue::from_static("7"));
+                    if let Ok(v) = HeaderValue::from_str(&message) {
+                        h.insert("grpc-message", v);
+                    }
+                    return resp;
+                }
+                (StatusCode::FORBIDDEN, message).into_response()
+            }
+        },
+    ))
 }
 
 /// The functions that together are the Dapr HTTP API: one router serves them all.

@@ -237,6 +237,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if port == 0 {
             continue;
         }
+        let router = tempest_catalog::tenant_gate(router, &config.traces.allowed_tenants);
         let addr = format!("{}:{port}", config.traces.bind);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await

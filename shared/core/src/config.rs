@@ -107,6 +107,9 @@ pub struct TracesConfig {
     /// Send each search job to the `search-worker` at this URL (HTTP POST) instead of
     /// running it in the query process.
     pub search_worker_url: Option<String>,
+    /// Tenants the receivers and the query API serve; empty serves every valid tenant. A
+    /// public function URL needs this: Tempo leaves tenant checks to a gateway in front.
+    pub allowed_tenants: Vec<String>,
     /// Compaction and retention of blocks.
     pub compaction: CompactionConfig,
 }
@@ -229,6 +232,7 @@ impl Default for TracesConfig {
             max_body_size: 20 << 20,
             self_telemetry: true,
             search_worker_url: None,
+            allowed_tenants: Vec::new(),
             compaction: CompactionConfig::default(),
         }
     }
@@ -363,6 +367,14 @@ impl Config {
                 "TEMPEST_ZIPKIN_PORT" => self.traces.zipkin_port = parse_num(name, value)?,
                 "TEMPEST_JAEGER_PORT" => self.traces.jaeger_port = parse_num(name, value)?,
                 "TEMPEST_QUERY_PORT" => self.traces.query_port = parse_num(name, value)?,
+                "TEMPEST_ALLOWED_TENANTS" => {
+                    self.traces.allowed_tenants = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
                 "TEMPEST_SEARCH_WORKER_URL" => {
                     self.traces.search_worker_url =
                         Some(value.trim().to_owned()).filter(|v| !v.is_empty())
