@@ -58,7 +58,8 @@ pub async fn moto() -> (Server, String) {
 
 /// Runs a Python script with boto3 (installed with moto) against `endpoint`, for setting up
 /// AWS resources the way an operator's tooling would; panics with its output if it fails.
-pub fn boto3(endpoint: &str, script: &str) {
+/// Returns what the script printed.
+pub fn boto3(endpoint: &str, script: &str) -> String {
     let python = clients().join("python/.venv/bin/python");
     let out = Command::new(python)
         .args(["-c", script])
@@ -73,6 +74,7 @@ pub fn boto3(endpoint: &str, script: &str) {
         "boto3 script failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// moto's S3 with a bucket `tempest-blocks`; the handle and the traces storage URL for it.
@@ -102,33 +104,10 @@ pub async fn azurite_blob() -> (
     String,
     Vec<(&'static str, String)>,
 ) {
-    let azurite = clients().join("node_modules/.bin/azurite-blob");
-    assert!(
-        azurite.exists(),
-        "Azurite is missing: scripts/test installs it"
-    );
-    let port = crate::free_port();
-    let data = tempfile::tempdir().expect("tempdir");
-    let server = Server(
-        Command::new(azurite)
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--location",
-            ])
-            .arg(data.path())
-            .args(["--silent", "--skipApiVersionCheck"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Azurite"),
-    );
-    wait_for_port(port, "Azurite").await;
-    let url = format!("http://127.0.0.1:{port}/devstoreaccount1");
+    let (server, data, url) = azurite("blob").await;
+    let (account, key) = AZURITE_ACCOUNT;
     let conn = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint={url};"
+        "DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};BlobEndpoint={url};"
     );
     let out = Command::new(clients().join("python/.venv/bin/python"))
         .args(["-c", "import sys; from azure.storage.blob import BlobServiceClient; BlobServiceClient.from_connection_string(sys.argv[1]).create_container('tempest-blocks')", &conn])
@@ -146,7 +125,7 @@ pub async fn azurite_blob() -> (
         "az://tempest-blocks/traces?use_emulator=true".to_owned(),
         vec![(
             "AZURITE_BLOB_STORAGE_URL",
-            format!("http://127.0.0.1:{port}"),
+            url.trim_end_matches(&format!("/{account}")).to_owned(),
         )],
     )
 }
@@ -157,7 +136,7 @@ pub const AZURITE_ACCOUNT: (&str, &str) = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
 );
 
-/// One Azurite service (`table` or `queue`) on a free port: the handles and the service URL
+/// One Azurite service (`blob`, `table` or `queue`) on a free port: the handles and the service URL
 /// for the emulator's account (`http://127.0.0.1:<port>/devstoreaccount1`).
 pub async fn azurite(service: &str) -> (Server, tempfile::TempDir, String) {
     let bin = clients().join(format!("node_modules/.bin/azurite-{service}"));

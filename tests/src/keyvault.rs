@@ -266,18 +266,29 @@ fn find(v: &Vault, name: &str, version: Option<&str>) -> Response {
     }
 }
 
+/// Counts the request and admits it (token, api-version): the vault, or the error response.
+fn enter<'a>(
+    s: &'a Mutex<Vault>,
+    kind: &'static str,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<std::sync::MutexGuard<'a, Vault>, Box<Response>> {
+    let mut v = s.lock().expect("lock");
+    count(&mut v, kind);
+    admit(&v, headers, q)?;
+    Ok(v)
+}
+
 async fn secret(
     State(s): Shared,
     Path(name): Path<String>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let mut v = s.lock().expect("lock");
-    count(&mut v, "get");
-    if let Err(r) = admit(&v, &headers, &q) {
-        return *r;
+    match enter(&s, "get", &headers, &q) {
+        Ok(v) => find(&v, &name, None),
+        Err(r) => *r,
     }
-    find(&v, &name, None)
 }
 
 async fn secret_version(
@@ -286,12 +297,10 @@ async fn secret_version(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let mut v = s.lock().expect("lock");
-    count(&mut v, "get");
-    if let Err(r) = admit(&v, &headers, &q) {
-        return *r;
+    match enter(&s, "get", &headers, &q) {
+        Ok(v) => find(&v, &name, Some(&version)),
+        Err(r) => *r,
     }
-    find(&v, &name, Some(&version))
 }
 
 async fn list(
@@ -299,11 +308,10 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let mut v = s.lock().expect("lock");
-    count(&mut v, "list");
-    if let Err(r) = admit(&v, &headers, &q) {
-        return *r;
-    }
+    let v = match enter(&s, "list", &headers, &q) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
     let skip: usize = q
         .get("$skiptoken")
         .and_then(|t| t.parse().ok())

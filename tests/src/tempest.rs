@@ -186,6 +186,47 @@ impl Tempest {
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
+
+    /// Dapr's optimistic concurrency through the state API of `store`: saves `item` (a state
+    /// item with `key` and `value`), reads it back (200, the value, an ETag), is refused with
+    /// 409 under `stale_etag` and accepted under the ETag read. Returns the read's headers.
+    pub async fn etag_round_trip(
+        &self,
+        store: &str,
+        item: serde_json::Value,
+        stale_etag: &str,
+    ) -> reqwest::header::HeaderMap {
+        let http = reqwest::Client::new();
+        let key = item["key"].as_str().expect("item key").to_owned();
+        let save = |body: serde_json::Value| {
+            http.post(self.at(&format!("/v1.0/state/{store}")))
+                .json(&body)
+                .send()
+        };
+        let saved = save(serde_json::json!([item])).await.expect("save");
+        assert_eq!(saved.status(), 204);
+        let got = http
+            .get(self.at(&format!("/v1.0/state/{store}/{key}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(got.status(), 200);
+        let headers = got.headers().clone();
+        let etag = headers["etag"].to_str().expect("etag").to_owned();
+        assert_eq!(
+            got.json::<serde_json::Value>().await.expect("json"),
+            item["value"]
+        );
+        let stale = save(serde_json::json!([{"key": key, "value": 1, "etag": stale_etag}]))
+            .await
+            .expect("save");
+        assert_eq!(stale.status(), 409, "a stale ETag: Dapr's 409");
+        let ok = save(serde_json::json!([{"key": key, "value": 2, "etag": etag}]))
+            .await
+            .expect("save");
+        assert_eq!(ok.status(), 204);
+        headers
+    }
 }
 
 impl Drop for Tempest {

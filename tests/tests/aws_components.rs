@@ -196,41 +196,15 @@ boto3.client("secretsmanager").create_secret(Name="db-password", SecretString="s
         ],
     );
     let t = Tempest::start(dir.path(), &["--resources-path", &res], &[]).await;
+    let headers = t
+        .etag_round_trip(
+            "dynamo",
+            json!({"key": "order-1", "value": {"total": 42}, "metadata": {"ttlInSeconds": "3600"}}),
+            "not-the-etag",
+        )
+        .await;
+    assert!(headers.contains_key("metadata.ttlexpiretime"));
     let http = reqwest::Client::new();
-    let saved = http
-        .post(t.at("/v1.0/state/dynamo"))
-        .json(&json!([{"key": "order-1", "value": {"total": 42}, "metadata": {"ttlInSeconds": "3600"}}]))
-        .send()
-        .await
-        .expect("save");
-    assert_eq!(saved.status(), 204);
-    let got = http
-        .get(t.at("/v1.0/state/dynamo/order-1"))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(got.status(), 200);
-    let etag = got.headers()["etag"].to_str().expect("etag").to_owned();
-    assert!(got.headers().contains_key("metadata.ttlexpiretime"));
-    assert_eq!(
-        got.json::<serde_json::Value>().await.expect("json"),
-        json!({"total": 42})
-    );
-    // A stale ETag: Dapr's 409 and error code.
-    let stale = http
-        .post(t.at("/v1.0/state/dynamo"))
-        .json(&json!([{"key": "order-1", "value": 1, "etag": "not-the-etag"}]))
-        .send()
-        .await
-        .expect("save");
-    assert_eq!(stale.status(), 409);
-    let ok = http
-        .post(t.at("/v1.0/state/dynamo"))
-        .json(&json!([{"key": "order-1", "value": 2, "etag": etag}]))
-        .send()
-        .await
-        .expect("save");
-    assert_eq!(ok.status(), 204);
     let meta: serde_json::Value = http
         .get(t.at("/v1.0/metadata"))
         .send()

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempest_tests::TestApp;
-use tempest_tests::emulators::{clients, moto};
+use tempest_tests::emulators::{boto3, moto};
 use tempest_tests::lambda::{
     LambdaInstance, LambdaService, http_event, http_response, scheduled_event, sqs_event,
 };
@@ -76,20 +76,7 @@ fn terraform(dir: &Path, cli_config: &Path, args: &[&str]) -> String {
 
 /// Runs a boto3 script against moto and parses the JSON it prints.
 fn boto3_json(endpoint: &str, script: &str) -> Value {
-    let out = Command::new(clients().join("python/.venv/bin/python"))
-        .args(["-c", script])
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "boto3 script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+    serde_json::from_str(&boto3(endpoint, script)).expect("the script prints JSON")
 }
 
 /// A stand-in package: moto stores the zip but never runs it; the functions run from the
