@@ -138,9 +138,25 @@ impl Credential {
         })
     }
 
+    /// A request to the service, to be sent with [`Credential::send`].
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: impl reqwest::IntoUrl,
+    ) -> reqwest::RequestBuilder {
+        self.http.request(method, url)
+    }
+
+    /// Signs and sends a request built with [`Credential::request`].
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+        let mut req = req.build().map_err(|e| e.to_string())?;
+        self.authorize(&mut req).await?;
+        self.http.execute(req).await.map_err(|e| e.to_string())
+    }
+
     /// Adds the `Authorization` (and, for storage, `x-ms-date`/`x-ms-version`) headers to a
     /// built request.
-    pub async fn authorize(&self, req: &mut reqwest::Request) -> Result<(), String> {
+    async fn authorize(&self, req: &mut reqwest::Request) -> Result<(), String> {
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let headers = req.headers_mut();
         if self.service != Service::Vault {

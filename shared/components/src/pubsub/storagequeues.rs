@@ -30,7 +30,6 @@ const MAX_MESSAGE_TEXT: usize = 64 * 1024;
 
 /// Azure Storage Queues as a broker.
 pub struct StorageQueueBroker {
-    http: reqwest::Client,
     credential: Credential,
     service: String,
     prefix: String,
@@ -154,7 +153,6 @@ impl StorageQueueBroker {
             });
         }
         Ok(StorageQueueBroker {
-            http: reqwest::Client::new(),
             credential: Credential::from_metadata(md, Some(account), Service::Queue)?,
             service: service_url(md, account, "queue"),
             prefix,
@@ -172,7 +170,7 @@ impl StorageQueueBroker {
         body: Option<String>,
     ) -> Result<reqwest::Response, PubSubError> {
         let mut req = self
-            .http
+            .credential
             .request(method, format!("{}/{path}", self.service))
             .query(query);
         for (name, value) in headers {
@@ -181,12 +179,10 @@ impl StorageQueueBroker {
         if let Some(body) = body {
             req = req.header("Content-Type", "application/xml").body(body);
         }
-        let mut req = req.build().map_err(err)?;
         self.credential
-            .authorize(&mut req)
+            .send(req)
             .await
-            .map_err(PubSubError::Backend)?;
-        self.http.execute(req).await.map_err(err)
+            .map_err(PubSubError::Backend)
     }
 
     async fn expect(resp: reqwest::Response, what: &str) -> Result<reqwest::Response, PubSubError> {

@@ -18,7 +18,6 @@ const API_VERSION: &str = "7.4";
 
 /// Azure Key Vault as a secret store.
 pub struct KeyVaultStore {
-    http: reqwest::Client,
     credential: Credential,
     /// `https://<vault>.vault.azure.net`, without a trailing slash.
     vault: reqwest::Url,
@@ -91,26 +90,17 @@ impl KeyVaultStore {
         let vault =
             reqwest::Url::parse(&url).map_err(|e| invalid(format!("vaultName {name:?}: {e}")))?;
         Ok(KeyVaultStore {
-            http: reqwest::Client::new(),
             credential: Credential::from_metadata(md, None, Service::Vault)?,
             vault,
         })
     }
 
     async fn call(&self, url: reqwest::Url) -> Result<reqwest::Response, SecretError> {
-        let mut req = self
-            .http
-            .get(url)
-            .build()
-            .map_err(|e| SecretError::Backend(e.to_string()))?;
+        let req = self.credential.request(reqwest::Method::GET, url);
         self.credential
-            .authorize(&mut req)
+            .send(req)
             .await
-            .map_err(SecretError::Backend)?;
-        self.http
-            .execute(req)
-            .await
-            .map_err(|e| SecretError::Backend(e.to_string()))
+            .map_err(SecretError::Backend)
     }
 
     fn url(&self, path: &[&str]) -> Result<reqwest::Url, SecretError> {

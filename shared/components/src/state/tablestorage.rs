@@ -23,7 +23,6 @@ const VALUE: &str = "Value";
 
 /// An Azure Table as a state store.
 pub struct TableStateStore {
-    http: reqwest::Client,
     credential: Credential,
     /// `<service URL>/<table>`.
     table_url: String,
@@ -51,7 +50,6 @@ impl TableStateStore {
         }
         let service = service_url(md, account, "table");
         let store = TableStateStore {
-            http: reqwest::Client::new(),
             credential: Credential::from_metadata(md, Some(account), Service::Table)?,
             table_url: format!("{service}/{table}"),
         };
@@ -80,10 +78,11 @@ impl TableStateStore {
         body: Option<Value>,
         if_match: Option<&str>,
     ) -> Result<reqwest::Response, StateError> {
+        // Minimal metadata: types come back, so binary values can be told from text.
         let mut req = self
-            .http
+            .credential
             .request(method, url)
-            .header("Accept", "application/json;odata=nometadata")
+            .header("Accept", "application/json;odata=minimalmetadata")
             .header("DataServiceVersion", "3.0")
             .header("Prefer", "return-no-content");
         if let Some(body) = body {
@@ -94,20 +93,12 @@ impl TableStateStore {
         if let Some(etag) = if_match {
             req = req.header("If-Match", etag);
         }
-        let mut req = req.build().map_err(StateError::backend)?;
-        self.credential
-            .authorize(&mut req)
-            .await
-            .map_err(StateError::Backend)?;
-        self.http.execute(req).await.map_err(StateError::backend)
+        self.credential.send(req).await.map_err(StateError::Backend)
     }
 
     /// The entity URL of `key`, or why the key cannot be a Table key.
     fn entity_url(&self, key: &str) -> Result<String, StateError> {
-        let (pk, rk) = match key.split_once(KEY_DELIMITER) {
-            Some((pk, rk)) => (pk, rk),
-            None => (key, ""),
-        };
+        let (pk, rk) = split_key(key);
         let bad = |c: char| matches!(c, '/' | '\\' | '#' | '?') || c.is_control();
         if pk.chars().chain(rk.chars()).any(bad) {
             return Err(StateError::InvalidRequest(format!(
@@ -126,6 +117,11 @@ impl TableStateStore {
             literal(rk)
         ))
     }
+}
+
+/// Dapr's `<app>||<key>` as partition and row key; a key without `||` is all partition key.
+fn split_key(key: &str) -> (&str, &str) {
+    key.split_once(KEY_DELIMITER).unwrap_or((key, ""))
 }
 
 /// Percent-encodes everything but unreserved characters.
@@ -151,7 +147,7 @@ fn etag_of(resp: &reqwest::Response) -> Result<String, StateError> {
 
 /// The entity body for a value: text as `Edm.String`, other bytes as `Edm.Binary`.
 fn entity(key: &str, value: &Bytes) -> Value {
-    let (pk, rk) = key.split_once(KEY_DELIMITER).unwrap_or((key, ""));
+    let (pk, rk) = split_key(key);
     match std::str::from_utf8(value) {
         Ok(text) => json!({ "PartitionKey": pk, "RowKey": rk, VALUE: text }),
         Err(_) => json!({
@@ -171,19 +167,7 @@ impl StateStore for TableStateStore {
 
     async fn get(&self, key: &str) -> Result<Option<StateEntry>, StateError> {
         let url = self.entity_url(key)?;
-        // Types are asked for so binary values can be told from text.
-        let mut req = self
-            .http
-            .get(url)
-            .header("Accept", "application/json;odata=minimalmetadata")
-            .header("DataServiceVersion", "3.0")
-            .build()
-            .map_err(StateError::backend)?;
-        self.credential
-            .authorize(&mut req)
-            .await
-            .map_err(StateError::Backend)?;
-        let resp = self.http.execute(req).await.map_err(StateError::backend)?;
+        let resp = self.send(Method::GET, url, None, None).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
