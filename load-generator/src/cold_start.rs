@@ -204,7 +204,7 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// 25 traces of 8 spans, the first with id `first`, ending now (one trace when `first` is 200).
-fn otlp(first: u8) -> ExportTraceServiceRequest {
+pub(crate) fn otlp(first: u8) -> ExportTraceServiceRequest {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -242,12 +242,14 @@ fn otlp(first: u8) -> ExportTraceServiceRequest {
     }
 }
 
-fn trace_id(n: u8) -> [u8; 16] {
+/// The id of trace `n` of [`otlp`].
+pub(crate) fn trace_id(n: u8) -> [u8; 16] {
     let mut id = [0xcd; 16];
     id[15] = n;
     id
 }
 
-fn hex(id: &[u8]) -> String {
+/// Lower-case hex.
+pub(crate) fn hex(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,4 +4,5 @@
 pub mod cold_start;
 pub mod process;
 pub mod rate;
+pub mod spin_start;
 pub mod synth;

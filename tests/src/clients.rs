@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Runs the OpenTelemetry Python SDK exporter script; returns the exported trace id and the
 /// SDK's own description of every exported span.
@@ -37,4 +37,150 @@ pub async fn otel_export(protocol: &str, endpoint: String, tenant: &str) -> (Str
     let described: Vec<Value> =
         serde_json::from_str(lines.next().expect("spans line")).expect("span descriptions");
     (trace_id, described)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn any_json(v: &tempest_traces::AnyValue) -> Value {
+    use tempest_traces::AnyValue::*;
+    match v {
+        Str(s) => json!(s),
+        Int(i) => json!(i),
+        Double(d) => json!(d),
+        Bool(b) => json!(b),
+        Array(items) => Value::Array(items.iter().map(any_json).collect()),
+        other => json!(format!("{other:?}")),
+    }
+}
+
+fn attrs_json(kvs: &[tempest_traces::KeyValue]) -> Value {
+    Value::Object(
+        kvs.iter()
+            .map(|kv| (kv.key.clone(), any_json(&kv.value)))
+            .collect(),
+    )
+}
+
+/// Reads the trace back from the blocks at `storage` (the block reader) and compares every field
+/// with what the SDK exported ([`otel_export`]). `exact` is false for Zipkin, whose wire format keeps only microseconds and string tags.
+pub async fn compare_with_stored(
+    storage: &Path,
+    tenant: &str,
+    trace_id: &str,
+    described: &[Value],
+    exact: bool,
+) {
+    let loc = tempest_blocks::store::Location::open(&storage.to_string_lossy()).expect("open");
+    let id: [u8; 16] = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[i * 2..i * 2 + 2], 16).expect("hex"))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("16 bytes");
+    let stored = tempest_blocks::reader::find_trace(
+        &loc,
+        &tempest_core::TenantId::parse(Some(tenant)).expect("tenant"),
+        &id,
+    )
+    .await
+    .expect("find");
+    assert_eq!(
+        stored.len(),
+        described.len(),
+        "every exported span is stored once"
+    );
+    for want in described {
+        let got = stored
+            .iter()
+            .find(|s| hex(&s.span_id) == want["spanId"])
+            .unwrap_or_else(|| panic!("span {} stored", want["spanId"]));
+        let name = &want["name"];
+        assert_eq!(hex(&got.trace_id), want["traceId"], "{name}: trace id");
+        assert_eq!(
+            got.parent_span_id
+                .map(|p| hex(&p))
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+            want["parentSpanId"],
+            "{name}: parent"
+        );
+        assert_eq!(json!(got.name), want["name"]);
+        assert_eq!(json!(got.kind as i32), want["kind"], "{name}: kind");
+        assert_eq!(
+            json!(got.status_code),
+            want["status"]["code"],
+            "{name}: status code"
+        );
+        assert_eq!(
+            got.resource.service_name(),
+            want["resource"]["service.name"].as_str(),
+            "{name}: service"
+        );
+        let (start, end) = (
+            want["start"].as_u64().expect("start"),
+            want["end"].as_u64().expect("end"),
+        );
+        if exact {
+            assert_eq!(
+                (got.start_unix_nano, got.end_unix_nano),
+                (start, end),
+                "{name}: times"
+            );
+            assert_eq!(
+                json!(got.status_message),
+                want["status"]["message"],
+                "{name}: status message"
+            );
+            assert_eq!(
+                attrs_json(&got.attributes),
+                want["attributes"],
+                "{name}: attributes"
+            );
+            assert_eq!(
+                attrs_json(&got.resource.attributes),
+                want["resource"],
+                "{name}: resource"
+            );
+            assert_eq!(
+                json!(got.scope.name),
+                want["scope"]["name"],
+                "{name}: scope name"
+            );
+            assert_eq!(
+                json!(got.scope.version),
+                want["scope"]["version"],
+                "{name}: scope version"
+            );
+            assert_eq!(
+                json!(got.trace_state),
+                want["traceState"],
+                "{name}: trace state"
+            );
+            // Trace flags are not compared: the Python OTLP exporter does not put them on the wire.
+            let events: Vec<Value> = got.events.iter().map(|e| json!({"name": e.name, "time": e.time_unix_nano, "attributes": attrs_json(&e.attributes)})).collect();
+            assert_eq!(Value::Array(events), want["events"], "{name}: events");
+        } else {
+            // Zipkin carries microseconds (the exporter rounds) and string tags.
+            let close = |a: u64, b: u64| a.abs_diff(b) <= 1;
+            assert!(
+                close(got.start_unix_nano / 1000, start / 1000)
+                    && close(got.duration_nano() / 1000, (end - start) / 1000),
+                "{name}: times {} {} vs {start} {end}",
+                got.start_unix_nano,
+                got.end_unix_nano
+            );
+            for key in want["attributes"].as_object().expect("attributes").keys() {
+                assert!(
+                    got.attributes.iter().any(|kv| &kv.key == key),
+                    "{name}: tag {key} kept"
+                );
+            }
+            assert_eq!(
+                got.events.len(),
+                want["events"].as_array().map_or(0, Vec::len),
+                "{name}: annotations"
+            );
+        }
+    }
 }

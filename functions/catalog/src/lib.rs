@@ -5,8 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tempest_building_blocks::Runtime;
-use tempest_building_blocks::pubsub::{subscription, worker};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod dapr;
+#[cfg(not(target_arch = "wasm32"))]
+mod http_invoker;
+#[cfg(not(target_arch = "wasm32"))]
+pub use dapr::{dapr_http, pushed_delivery, runtime, start_delivery};
 
 /// How a function is triggered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +98,12 @@ pub const CATALOG: &[Function] = &[
 pub async fn http_function(name: &str, config: &tempest_core::Config) -> anyhow::Result<Router> {
     let storage = config.traces_storage();
     Ok(match name {
+        #[cfg(not(target_arch = "wasm32"))]
         name if DAPR_FUNCTIONS.contains(&name) => dapr_http(runtime(config).await?),
+        #[cfg(target_arch = "wasm32")]
+        name if DAPR_FUNCTIONS.contains(&name) => anyhow::bail!(
+            "{name:?} is not served by the WebAssembly host yet: it needs an HTTP client for apps"
+        ),
         "ingest" => {
             let r = ingest_receivers(&storage, config.traces.max_body_size, false)?;
             tenant_gate(
@@ -198,7 +208,8 @@ pub fn names(trigger: Trigger) -> String {
 pub struct Receivers {
     /// OTLP/HTTP (`POST /v1/traces`).
     pub otlp_http: Router,
-    /// OTLP/gRPC (`TraceService/Export`).
+    /// OTLP/gRPC (`TraceService/Export`); not on wasm32, which serves HTTP only.
+    #[cfg(not(target_arch = "wasm32"))]
     pub otlp_grpc: Router,
     /// Zipkin v2 (`POST /api/v2/spans`).
     pub zipkin: Router,
@@ -215,7 +226,7 @@ pub fn ingest_receivers(
     group_commit: bool,
 ) -> anyhow::Result<Receivers> {
     use tempest_blocks::ingest::{BlockSink, GroupCommitSink};
-    use tempest_traces::{grpc, receivers};
+    use tempest_traces::receivers;
     let loc = tempest_blocks::store::Location::open(storage)?;
     let sink: Arc<dyn receivers::SpanSink> = if group_commit {
         Arc::new(GroupCommitSink::start(
@@ -227,8 +238,12 @@ pub fn ingest_receivers(
     };
     Ok(Receivers {
         otlp_http: receivers::otlp_http_router(sink.clone(), max_body),
-        otlp_grpc: tonic::service::Routes::new(grpc::service(sink.clone(), max_body))
-            .into_axum_router(),
+        #[cfg(not(target_arch = "wasm32"))]
+        otlp_grpc: tonic::service::Routes::new(tempest_traces::grpc::service(
+            sink.clone(),
+            max_body,
+        ))
+        .into_axum_router(),
         zipkin: receivers::zipkin_router(sink.clone(), max_body),
         jaeger: receivers::jaeger_router(sink, max_body),
     })
@@ -238,12 +253,15 @@ pub fn ingest_receivers(
 /// as tasks of this process, or, given a `search-worker` URL, each in a worker reached by an
 /// HTTP POST of the job.
 pub fn query_http(storage: &str, search_worker: Option<&str>) -> anyhow::Result<Router> {
-    let invoker = search_worker.map(|url| {
-        Arc::new(HttpInvoker {
-            client: reqwest::Client::new(),
-            url: url.to_owned(),
-        }) as Arc<dyn tempest_query::worker::Invoker>
-    });
+    #[cfg(not(target_arch = "wasm32"))]
+    let invoker = search_worker.map(http_invoker::HttpInvoker::to);
+    #[cfg(target_arch = "wasm32")]
+    let invoker = match search_worker {
+        Some(url) => anyhow::bail!(
+            "search workers over HTTP ({url}) are not reached from the WebAssembly host yet"
+        ),
+        None => None,
+    };
     query_with_workers(storage, invoker)
 }
 
@@ -322,115 +340,4 @@ pub fn schedule_compaction(
             }
         }
     })
-}
-
-/// Invokes a `search-worker` with an HTTP POST of the job.
-struct HttpInvoker {
-    client: reqwest::Client,
-    url: String,
-}
-
-#[tempest_query::async_trait]
-impl tempest_query::worker::Invoker for HttpInvoker {
-    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, String> {
-        let resp = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(payload)
-            .send()
-            .await
-            .map_err(|e| format!("POST {}: {e}", self.url))?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!(
-                "POST {}: {status}: {}",
-                self.url,
-                String::from_utf8_lossy(&body)
-            ));
-        }
-        Ok(body.to_vec())
-    }
-}
-
-/// The HTTP functions that make up the Dapr API (invoke, state, publish, secrets, metadata).
-pub fn dapr_http(rt: Arc<Runtime>) -> Router {
-    tempest_building_blocks::router::dapr_router(rt)
-}
-
-/// The Dapr runtime a function host's Dapr functions share: components from the resources
-/// folder (or the embedded defaults) and the declared apps.
-pub async fn runtime(config: &tempest_core::Config) -> anyhow::Result<Arc<Runtime>> {
-    Ok(Arc::new(tempest_components::build_runtime(config).await?))
-}
-
-/// The `deliver` function for hosts whose broker pushes messages (SQS on Lambda, a Storage
-/// Queue trigger on Azure): the configured component's messages, delivered to the configured
-/// app's subscriptions (or every declared app's).
-pub fn pushed_delivery(
-    rt: Arc<Runtime>,
-    deliver: &tempest_core::config::DeliverConfig,
-) -> anyhow::Result<tempest_building_blocks::pubsub::pushed::PushedDelivery> {
-    if !rt.pubsub.contains_key(&deliver.pubsub) {
-        anyhow::bail!(
-            "TEMPEST_DELIVER_PUBSUB names {:?}, which is not a pub/sub component here ({})",
-            deliver.pubsub,
-            rt.pubsub.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
-    if let Some(app) = &deliver.app
-        && !rt.apps.contains_key(app)
-    {
-        anyhow::bail!(
-            "TEMPEST_DELIVER_APP names {app:?}, which is not a declared app (TEMPEST_APPS)"
-        );
-    }
-    Ok(
-        tempest_building_blocks::pubsub::pushed::PushedDelivery::new(
-            rt,
-            &deliver.pubsub,
-            deliver.app.as_deref(),
-        ),
-    )
-}
-
-/// The `deliver` function as background tasks: one per subscription, starting with the
-/// declarative ones, then each app's programmatic ones as soon as that app answers.
-pub fn start_delivery(rt: Arc<Runtime>) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    for sub in rt.subscriptions() {
-        tasks.push(tokio::spawn(worker::run_subscription(rt.clone(), sub)));
-    }
-    for (app_id, url) in rt.apps.clone() {
-        tasks.push(tokio::spawn(discover(rt.clone(), app_id, url)));
-    }
-    tasks
-}
-
-/// Polls an app's `/dapr/subscribe` until it answers once (Dapr asks only at start-up and loses
-/// subscriptions of apps that start later; Tempest keeps asking), then runs its subscriptions.
-async fn discover(rt: Arc<Runtime>, app_id: String, url: String) {
-    let mut pause = Duration::from_millis(250);
-    let subs = loop {
-        match subscription::fetch_programmatic(&rt.http, &app_id, &url, rt.app_api_token.as_deref())
-            .await
-        {
-            Ok(Some(subs)) => break subs,
-            Ok(None) => tracing::debug!(app = %app_id, "app not reachable yet; asking again"),
-            Err(e) => tracing::warn!(app = %app_id, "cannot read subscriptions: {e}"),
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(5));
-    };
-    let mut valid = Vec::new();
-    for sub in subs {
-        match tempest_building_blocks::pubsub::routing::validate(&sub) {
-            Ok(()) => valid.push(sub),
-            Err(e) => tracing::warn!(app = %app_id, "ignoring subscription: {e}"),
-        }
-    }
-    for sub in rt.add_subscriptions(valid) {
-        tokio::spawn(worker::run_subscription(rt.clone(), sub));
-    }
 }

@@ -68,6 +68,25 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         trials: usize,
     },
+    /// Per-request latency of the Spin component under `wasmtime serve` (a fresh instance per
+    /// request), against the smallest spin-sdk component.
+    Spin {
+        /// The `wasmtime` CLI (`scripts/install-wasmtime`).
+        #[arg(long, env = "TEMPEST_WASMTIME")]
+        wasmtime: Option<PathBuf>,
+        /// The component (`scripts/package-spin`).
+        #[arg(long, default_value = "dist/spin/tempest.wasm")]
+        component: PathBuf,
+        /// The reference component.
+        #[arg(
+            long,
+            default_value = "target/wasm32-wasip2/release/examples/hello.wasm"
+        )]
+        reference: PathBuf,
+        /// Sequential requests per case.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
     /// Stored bytes per span for a real instrumented app: the OpenTelemetry Python SDK with its
     /// WSGI and requests instrumentations, exporting OTLP/HTTP to `tempest serve`.
     RealApp {
@@ -1478,6 +1497,19 @@ async fn main() -> anyhow::Result<()> {
             reference,
             trials,
         } => tempest_load_generator::cold_start::run(&bootstrap, &reference, trials).await,
+        Cmd::Spin {
+            wasmtime,
+            component,
+            reference,
+            requests,
+        } => {
+            let wasmtime = wasmtime.unwrap_or_else(|| {
+                PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                    .join(".cache/tempest/wasmtime/bin/wasmtime")
+            });
+            tempest_load_generator::spin_start::run(&wasmtime, &component, &reference, requests)
+                .await
+        }
         Cmd::RealApp {
             checkouts,
             python,

@@ -6,6 +6,7 @@ pub mod attrs;
 pub mod bloom;
 pub mod compact;
 pub mod data_file;
+pub mod folder;
 pub mod index;
 pub mod ingest;
 pub mod listing;
@@ -16,6 +17,8 @@ pub mod scan;
 pub mod schema;
 pub mod store;
 pub mod tenant_index;
+#[cfg(target_arch = "wasm32")]
+pub mod wasi_http;
 pub mod writer;
 
 pub use meta::{BlockMeta, CompactedMeta};

@@ -69,31 +69,8 @@ impl Location {
                 prefix: Path::from(rest),
             });
         }
-        let cloud = |store: Result<Arc<dyn ObjectStore>, object_store::Error>, prefix: String| {
-            Ok(Location {
-                store: store.map_err(|e| err(e.to_string()))?,
-                prefix: Path::from(prefix),
-            })
-        };
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix, opts) = split_url(rest);
-            let b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
-            return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix);
-        }
-        if let Some(rest) = url.strip_prefix("az://") {
-            let (container, prefix, opts) = split_url(rest);
-            let b = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_container_name(container);
-            let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
-            return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix);
-        }
-        if let Some(rest) = url.strip_prefix("gs://") {
-            let (bucket, prefix, opts) = split_url(rest);
-            let b =
-                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-            let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
-            return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix);
+        if let Some(location) = open_cloud(url)? {
+            return Ok(location);
         }
         let dir = match url.strip_prefix("file://") {
             Some(p) => std::path::PathBuf::from(p),
@@ -103,9 +80,14 @@ impl Location {
                     .into(),
             )),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| err(e.to_string()))?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let store = {
+            std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+            object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| err(e.to_string()))?
+        };
+        #[cfg(target_arch = "wasm32")]
+        let store = crate::folder::FolderStore::new(&dir).map_err(|e| err(e.to_string()))?;
         Ok(Location {
             store: Arc::new(store),
             prefix: Path::default(),
@@ -150,4 +132,49 @@ impl Location {
         }
         p
     }
+}
+
+/// The cloud stores (`s3://`, `az://`, `gs://`); `None` for any other URL. On wasm32 requests go
+/// through the host's `wasi:http` and signing through RustCrypto ([`crate::wasi_http`]); Google
+/// Cloud Storage, whose service accounts sign with RSA, is not offered there.
+fn open_cloud(url: &str) -> Result<Option<Location>, BlockError> {
+    let err = |message: String| BlockError::Url {
+        url: url.to_owned(),
+        message,
+    };
+    let cloud = |store: Result<Arc<dyn ObjectStore>, object_store::Error>, prefix: String| {
+        Ok(Location {
+            store: store.map_err(|e| err(e.to_string()))?,
+            prefix: Path::from(prefix),
+        })
+    };
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix, opts) = split_url(rest);
+        let b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        #[cfg(target_arch = "wasm32")]
+        let b = b
+            .with_http_connector(crate::wasi_http::WasiHttpConnector)
+            .with_crypto_provider(Arc::new(crate::wasi_http::RustCrypto));
+        let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
+        return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix).map(Some);
+    }
+    if let Some(rest) = url.strip_prefix("az://") {
+        let (container, prefix, opts) = split_url(rest);
+        let b =
+            object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(container);
+        #[cfg(target_arch = "wasm32")]
+        let b = b
+            .with_http_connector(crate::wasi_http::WasiHttpConnector)
+            .with_crypto_provider(Arc::new(crate::wasi_http::RustCrypto));
+        let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
+        return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix).map(Some);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(rest) = url.strip_prefix("gs://") {
+        let (bucket, prefix, opts) = split_url(rest);
+        let b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+        let store = configure(b, opts, |b, k, v| b.with_config(k, v)).and_then(|b| b.build());
+        return cloud(store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>), prefix).map(Some);
+    }
+    Ok(None)
 }

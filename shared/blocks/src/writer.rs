@@ -124,11 +124,18 @@ fn encode_parquet(
 /// Runs CPU work of milliseconds (encoding a block) so it does not stall the other tasks of a
 /// multi-threaded runtime: they move to other workers meanwhile. Unlike `spawn_blocking` the
 /// work stays on this thread, which keeps the spans' memory freed where it was allocated.
+#[cfg(not(target_arch = "wasm32"))]
 fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),
     }
+}
+
+/// One thread on wasm32: the work runs where it is.
+#[cfg(target_arch = "wasm32")]
+fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    work()
 }
 
 /// Writes `spans` for `tenant` as one block and commits it; `None` for an empty batch.

@@ -1,6 +1,7 @@
 //! The span model every receiver maps into, and the receivers: OTLP (protobuf and JSON) and
 //! Zipkin v2 JSON. Decoding only; storing spans is the block format's job.
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod grpc;
 pub mod jaeger;
 pub mod model;

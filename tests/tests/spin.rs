@@ -1,0 +1,470 @@
+//! The Spin host: the WebAssembly component `scripts/package-spin` builds, served by
+//! `wasmtime serve` (Wasmtime is the engine Spin runs components on; Spin itself cannot be
+//! installed here) the way Spin serves it: a fresh instance for every request, the function and
+//! its configuration from the component's environment, blocks in a mounted folder. Real clients
+//! send the spans: the OpenTelemetry Python SDK over OTLP/HTTP and its Zipkin exporter.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// `dist/spin/tempest.wasm`, built once for all the tests here.
+fn component() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = Command::new(root.join("scripts/package-spin"))
+            .output()
+            .expect("run scripts/package-spin");
+        assert!(
+            out.status.success(),
+            "scripts/package-spin failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root.join("dist/spin/tempest.wasm")
+    })
+}
+
+/// The `wasmtime` CLI scripts/test installs (TEMPEST_WASMTIME overrides).
+fn wasmtime() -> PathBuf {
+    let path = std::env::var_os("TEMPEST_WASMTIME").map_or_else(
+        || {
+            PathBuf::from(std::env::var("HOME").expect("HOME"))
+                .join(".cache/tempest/wasmtime/bin/wasmtime")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "{} is missing: scripts/install-wasmtime installs it (scripts/test runs it)",
+        path.display()
+    );
+    path
+}
+
+/// One component served on its own port, as one `[component.*]` of spin.toml.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves the component as `function`, with `data` mounted at `/data` (TEMPEST_DATA_DIR) and
+/// `env` in its environment.
+async fn serve(function: Option<&str>, data: &Path, env: &[(&str, String)]) -> Served {
+    let port = tempest_tests::free_port();
+    let mut cmd = Command::new(wasmtime());
+    cmd.arg("serve")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-Scli")
+        .arg("--dir")
+        .arg(format!("{}::/data", data.display()))
+        .arg("--env")
+        .arg("TEMPEST_DATA_DIR=/data");
+    if let Some(f) = function {
+        cmd.arg("--env").arg(format!("TEMPEST_FUNCTION={f}"));
+    }
+    for (k, v) in env {
+        cmd.arg("--env").arg(format!("{k}={v}"));
+    }
+    let mut child = cmd
+        .arg(component())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start wasmtime serve");
+    // Compiling the component takes seconds on two shared cores.
+    for _ in 0..1200 {
+        if let Some(status) = child.try_wait().expect("wasmtime status") {
+            panic!("wasmtime serve exited before it listened: {status}");
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Served {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("wasmtime serve did not listen on {port} within 120 s");
+}
+
+/// Every file under `dir`, relative.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(dir)
+                        .expect("under dir")
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn get_json(http: &reqwest::Client, url: String, tenant: &str) -> (u16, Value) {
+    let resp = http
+        .get(&url)
+        .header("X-Scope-OrgID", tenant)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn spin_component_ingests_and_queries_with_real_clients() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let ingest = serve(Some("ingest"), data.path(), &[]).await;
+    let query = serve(Some("query"), data.path(), &[]).await;
+    let storage = data.path().join("traces");
+
+    // OTLP/HTTP protobuf from the OpenTelemetry Python SDK, every field kept.
+    let (otlp_trace, otlp_spans) = tempest_tests::clients::otel_export(
+        "http",
+        format!("{}/v1/traces", ingest.url),
+        "team-spin",
+    )
+    .await;
+    tempest_tests::clients::compare_with_stored(
+        &storage,
+        "team-spin",
+        &otlp_trace,
+        &otlp_spans,
+        true,
+    )
+    .await;
+    // Zipkin v2 JSON from the SDK's Zipkin exporter, to the default tenant.
+    let (zipkin_trace, zipkin_spans) = tempest_tests::clients::otel_export(
+        "zipkin",
+        format!("{}/api/v2/spans", ingest.url),
+        "unused",
+    )
+    .await;
+    tempest_tests::clients::compare_with_stored(
+        &storage,
+        "single-tenant",
+        &zipkin_trace,
+        &zipkin_spans,
+        false,
+    )
+    .await;
+
+    // Tempo's query API, from another component over the same folder.
+    let http = reqwest::Client::new();
+    let (status, body) = get_json(&http, format!("{}/ready", query.url), "team-spin").await;
+    assert_eq!((status, body), (200, Value::from("ready")));
+    let (status, trace) = get_json(
+        &http,
+        format!("{}/api/v2/traces/{otlp_trace}", query.url),
+        "team-spin",
+    )
+    .await;
+    assert_eq!(status, 200, "{trace}");
+    let spans: usize = trace["trace"]["resourceSpans"]
+        .as_array()
+        .expect("resourceSpans")
+        .iter()
+        .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["spans"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(spans, otlp_spans.len(), "every span through the query API");
+    // Tenants stay apart.
+    let (status, _) = get_json(
+        &http,
+        format!("{}/api/traces/{otlp_trace}", query.url),
+        "single-tenant",
+    )
+    .await;
+    assert_eq!(status, 404, "another tenant does not see the trace");
+    // TraceQL search finds it by service.
+    let service = otlp_spans[0]["resource"]["service.name"]
+        .as_str()
+        .expect("service.name");
+    let (status, found) = get_json(
+        &http,
+        format!(
+            "{}/api/search?q=%7Bresource.service.name%3D%22{service}%22%7D&limit=20",
+            query.url
+        ),
+        "team-spin",
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let ids: Vec<&str> = found["traces"]
+        .as_array()
+        .expect("traces")
+        .iter()
+        .filter_map(|t| t["traceID"].as_str())
+        .collect();
+    assert!(
+        ids.iter()
+            .any(|id| id.trim_start_matches('0') == otlp_trace.trim_start_matches('0')),
+        "search found {otlp_trace}: {found}"
+    );
+    let (status, tags) = get_json(
+        &http,
+        format!("{}/api/v2/search/tags", query.url),
+        "team-spin",
+    )
+    .await;
+    assert_eq!(status, 200, "{tags}");
+    assert!(tags.to_string().contains("service.name"), "{tags}");
+}
+
+/// Ingest into `storage` through one component and read back through another, both over the
+/// host's outgoing HTTP: spans from the OpenTelemetry SDK, found by the native `tempest blocks`
+/// and by the query component.
+async fn round_trip_over_wasi_http(storage: &str, env: Vec<(&'static str, String)>) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut component_env = env.clone();
+    component_env.push(("TEMPEST_TRACES_STORAGE", storage.to_owned()));
+    let ingest = serve(Some("ingest"), data.path(), &component_env).await;
+    let query = serve(Some("query"), data.path(), &component_env).await;
+    let (trace, spans) = tempest_tests::clients::otel_export(
+        "http",
+        format!("{}/v1/traces", ingest.url),
+        "team-cloud",
+    )
+    .await;
+    let out = Command::new(tempest_tests::tempest::binary())
+        .args([
+            "blocks",
+            "--storage",
+            storage,
+            "--tenant",
+            "team-cloud",
+            "trace",
+            &trace,
+        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run tempest blocks");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut stored: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("JSON line");
+            v["name"].as_str().expect("name").to_owned()
+        })
+        .collect();
+    let mut exported: Vec<String> = spans
+        .iter()
+        .map(|s| s["name"].as_str().expect("name").to_owned())
+        .collect();
+    stored.sort();
+    exported.sort();
+    assert_eq!(stored, exported, "every exported span is in {storage}");
+    assert_eq!(
+        files(data.path()),
+        Vec::<String>::new(),
+        "nothing in the local folder"
+    );
+    let (status, got) = get_json(
+        &reqwest::Client::new(),
+        format!("{}/api/traces/{trace}", query.url),
+        "team-cloud",
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    for name in &exported {
+        assert!(got.to_string().contains(name.as_str()), "{name} in {got}");
+    }
+}
+
+#[tokio::test]
+async fn spin_component_stores_blocks_in_s3_over_wasi_http() {
+    let (_moto, storage) = tempest_tests::emulators::moto_s3().await;
+    round_trip_over_wasi_http(&storage, vec![]).await;
+}
+
+#[tokio::test]
+async fn spin_component_stores_blocks_in_azure_blob_over_wasi_http() {
+    let (_azurite, _data, storage, env) = tempest_tests::emulators::azurite_blob().await;
+    round_trip_over_wasi_http(&storage, env).await;
+}
+
+#[tokio::test]
+async fn spin_component_refuses_bad_input_and_writes_nothing() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let ingest = serve(
+        Some("ingest"),
+        data.path(),
+        &[("TEMPEST_TRACES_MAX_BODY_SIZE", "4096".into())],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, content_type: &str, body: Vec<u8>| {
+        http.post(format!("{}{path}", ingest.url))
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16)> = vec![
+        (
+            "truncated protobuf",
+            post(
+                "/v1/traces",
+                "application/x-protobuf",
+                vec![0x0a, 0x20, 0x01],
+            ),
+            400,
+        ),
+        (
+            "malformed JSON",
+            post(
+                "/v1/traces",
+                "application/json",
+                b"{\"resourceSpans\": [".to_vec(),
+            ),
+            400,
+        ),
+        (
+            "unknown content type",
+            post("/v1/traces", "text/csv", b"a,b".to_vec()),
+            415,
+        ),
+        (
+            "oversize body",
+            post("/v1/traces", "application/json", vec![b' '; 8192]),
+            413,
+        ),
+        (
+            "hostile tenant id",
+            post("/v1/traces", "application/json", b"{}".to_vec())
+                .header("X-Scope-OrgID", "../../etc"),
+            400,
+        ),
+        (
+            "bad gzip",
+            post("/v1/traces", "application/json", b"not gzip".to_vec())
+                .header("content-encoding", "gzip"),
+            400,
+        ),
+        (
+            "Zipkin spans that are not a list",
+            post("/api/v2/spans", "application/json", b"{\"id\": 1}".to_vec()),
+            400,
+        ),
+        (
+            "random Jaeger Thrift",
+            post(
+                "/api/traces",
+                "application/x-thrift",
+                vec![0xff, 0x13, 0x77, 0x00, 0x9c],
+            ),
+            400,
+        ),
+    ];
+    for (what, req, want) in cases {
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let status = resp.status().as_u16();
+        let body = resp.text().await.expect("body");
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(!body.is_empty(), "{what}: the refusal says why");
+    }
+    assert_eq!(
+        files(&data.path().join("traces")),
+        Vec::<String>::new(),
+        "nothing written"
+    );
+
+    // A component that is not told its function, or told a function this host does not
+    // serve, answers every request with why.
+    for (function, says) in [
+        (None, "TEMPEST_FUNCTION is not set"),
+        (Some("compact"), "not an HTTP function"),
+        (Some("state"), "not served by the WebAssembly host"),
+    ] {
+        let served = serve(function, data.path(), &[]).await;
+        let resp = http
+            .get(format!("{}/v1.0/state/store/key", served.url))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 500);
+        let body = resp.text().await.expect("body");
+        assert!(body.contains(says), "{function:?}: {body}");
+    }
+}
+
+#[test]
+fn spin_toml_routes_every_receiver_and_the_query_api() {
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/spin/spin.toml"),
+    )
+    .expect("spin.toml");
+    let m: toml::Value = toml::from_str(&manifest).expect("spin.toml parses");
+    assert_eq!(m["spin_manifest_version"].as_integer(), Some(2));
+    let routes: Vec<(String, String)> = m["trigger"]["http"]
+        .as_array()
+        .expect("[[trigger.http]]")
+        .iter()
+        .map(|t| {
+            (
+                t["route"].as_str().expect("route").to_owned(),
+                t["component"].as_str().expect("component").to_owned(),
+            )
+        })
+        .collect();
+    for (route, component) in [
+        ("/v1/traces", "ingest"),
+        ("/api/v2/spans", "ingest"),
+        ("/api/traces", "ingest"),
+        ("/api/...", "query"),
+        ("/ready", "query"),
+        ("/tempest/search-worker", "search-worker"),
+    ] {
+        assert!(
+            routes.contains(&(route.to_owned(), component.to_owned())),
+            "{route} -> {component} in {routes:?}"
+        );
+    }
+    let components = m["component"].as_table().expect("[component.*]");
+    for (name, c) in components {
+        assert_eq!(c["source"].as_str(), Some("tempest.wasm"), "{name}");
+        assert_eq!(
+            c["environment"]["TEMPEST_FUNCTION"].as_str(),
+            Some(name.as_str()),
+            "{name} is told its function"
+        );
+        assert!(
+            tempest_catalog::CATALOG
+                .iter()
+                .any(|f| f.name == name && f.trigger != tempest_catalog::Trigger::Schedule),
+            "{name} is a function of the catalogue"
+        );
+    }
+}
