@@ -239,6 +239,35 @@ async fn spin_component_ingests_and_queries_with_real_clients() {
     .await;
     assert_eq!(status, 200, "{tags}");
     assert!(tags.to_string().contains("service.name"), "{tags}");
+
+    // `query` sending its search jobs to a `search-worker` component over the host's outgoing
+    // HTTP (TEMPEST_SEARCH_WORKER_URL), as spin.toml routes them.
+    let worker = serve(Some("search-worker"), data.path(), &[]).await;
+    let fanned = serve(
+        Some("query"),
+        data.path(),
+        &[(
+            "TEMPEST_SEARCH_WORKER_URL",
+            format!("{}/tempest/search-worker", worker.url),
+        )],
+    )
+    .await;
+    let search = format!(
+        "{}/api/search?q=%7Bresource.service.name%3D%22{service}%22%7D&limit=20",
+        fanned.url
+    );
+    let (status, through_worker) = get_json(&http, search.clone(), "team-spin").await;
+    assert_eq!(status, 200, "{through_worker}");
+    assert_eq!(
+        through_worker["traces"], found["traces"],
+        "the worker finds what the query component found alone"
+    );
+    drop(worker);
+    let (status, body) = get_json(&http, search, "team-spin").await;
+    assert!(
+        status >= 500,
+        "without its worker the search fails: {status} {body}"
+    );
 }
 
 /// Ingest into `storage` through one component and read back through another, both over the
@@ -453,6 +482,23 @@ fn spin_toml_routes_every_receiver_and_the_query_api() {
         );
     }
     let components = m["component"].as_table().expect("[component.*]");
+    // `query` reaches `search-worker` through Spin's service chaining, which must be allowed.
+    let query = &components["query"];
+    let worker_url = query["environment"]["TEMPEST_SEARCH_WORKER_URL"]
+        .as_str()
+        .expect("TEMPEST_SEARCH_WORKER_URL");
+    assert_eq!(
+        worker_url,
+        "http://search-worker.spin.internal/tempest/search-worker"
+    );
+    assert!(
+        query["allowed_outbound_hosts"]
+            .as_array()
+            .expect("allowed_outbound_hosts")
+            .iter()
+            .any(|h| h.as_str() == Some("http://search-worker.spin.internal")),
+        "the chained call is allowed"
+    );
     for (name, c) in components {
         assert_eq!(c["source"].as_str(), Some("tempest.wasm"), "{name}");
         assert_eq!(

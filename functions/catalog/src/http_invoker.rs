@@ -22,14 +22,7 @@ impl tempest_query::worker::Invoker for HttpInvoker {
             .map_err(|e| format!("POST {}: {e}", self.url))?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!(
-                "POST {}: {status}: {}",
-                self.url,
-                String::from_utf8_lossy(&body)
-            ));
-        }
-        Ok(body.to_vec())
+        crate::worker_answer(&self.url, status, &body)
     }
 }
 

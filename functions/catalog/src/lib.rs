@@ -10,6 +10,8 @@ use axum::Router;
 mod dapr;
 #[cfg(not(target_arch = "wasm32"))]
 mod http_invoker;
+#[cfg(target_arch = "wasm32")]
+mod wasi_invoker;
 #[cfg(not(target_arch = "wasm32"))]
 pub use dapr::{dapr_http, pushed_delivery, runtime, start_delivery};
 
@@ -256,13 +258,24 @@ pub fn query_http(storage: &str, search_worker: Option<&str>) -> anyhow::Result<
     #[cfg(not(target_arch = "wasm32"))]
     let invoker = search_worker.map(http_invoker::HttpInvoker::to);
     #[cfg(target_arch = "wasm32")]
-    let invoker = match search_worker {
-        Some(url) => anyhow::bail!(
-            "search workers over HTTP ({url}) are not reached from the WebAssembly host yet"
-        ),
-        None => None,
-    };
+    let invoker = search_worker.map(wasi_invoker::WasiInvoker::to);
     query_with_workers(storage, invoker)
+}
+
+/// A search worker's answer to a POSTed job: its body, or an error naming `url`, the status and
+/// what the worker said.
+fn worker_answer(
+    url: &str,
+    status: axum::http::StatusCode,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    if !status.is_success() {
+        return Err(format!(
+            "POST {url}: {status}: {}",
+            String::from_utf8_lossy(body)
+        ));
+    }
+    Ok(body.to_vec())
 }
 
 /// The `query` function with its search jobs sent through `invoker` (a host's own way to call

@@ -4,7 +4,8 @@
 //! (SigV4, Shared Key) uses the RustCrypto hashes instead of a native crypto library.
 //!
 //! Calls block the component until the answer is in: a component runs one request on one thread,
-//! and the block writer and reader wait for each object anyway.
+//! and the block writer and reader wait for each object anyway. [`send`] is the component's
+//! HTTP client for anything else too (the query function reaching its search workers).
 
 use bytes::Bytes;
 use hmac::{KeyInit, Mac};
@@ -31,13 +32,22 @@ impl HttpConnector for WasiHttpConnector {
 #[derive(Debug)]
 struct WasiHttp;
 
-/// What went wrong on the way out, as `object_store` reports HTTP failures.
+/// A request that got no answer.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Failure(String);
+#[error("{message}")]
+pub struct SendError {
+    /// Whether the request could not be sent at all (no connection, refused by the host), as
+    /// opposed to failing on the way.
+    pub connect: bool,
+    /// What went wrong.
+    pub message: String,
+}
 
-fn failed(kind: HttpErrorKind, what: impl std::fmt::Display) -> HttpError {
-    HttpError::new(kind, Failure(what.to_string()))
+fn failed(connect: bool, what: impl std::fmt::Display) -> SendError {
+    SendError {
+        connect,
+        message: what.to_string(),
+    }
 }
 
 #[async_trait::async_trait]
@@ -45,7 +55,20 @@ impl HttpService for WasiHttp {
     async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
         let (parts, body) = req.into_parts();
         let body = body.collect().await?.to_bytes();
-        send(&parts, &body)
+        let (parts, body) = send(&parts, &body)
+            .map_err(|e| {
+                let kind = if e.connect {
+                    HttpErrorKind::Connect
+                } else {
+                    HttpErrorKind::Request
+                };
+                HttpError::new(kind, e)
+            })?
+            .into_parts();
+        Ok(HttpResponse::from_parts(
+            parts,
+            HttpResponseBody::from(body),
+        ))
     }
 }
 
@@ -62,14 +85,15 @@ fn method(m: &http::Method) -> wasi_http::Method {
     }
 }
 
-/// One request through `wasi:http/outgoing-handler`, waited for.
-fn send(parts: &http::request::Parts, body: &Bytes) -> Result<HttpResponse, HttpError> {
-    use HttpErrorKind::{Connect, Request};
+/// One request through `wasi:http/outgoing-handler`, waited for, with the whole answer.
+pub fn send(parts: &http::request::Parts, body: &[u8]) -> Result<http::Response<Bytes>, SendError> {
+    const CONNECT: bool = true;
+    const REQUEST: bool = false;
     let headers = wasi_http::Fields::new();
     for (name, value) in &parts.headers {
         headers
             .append(&name.as_str().to_owned(), &value.as_bytes().to_vec())
-            .map_err(|e| failed(Request, format!("header {name}: {e:?}")))?;
+            .map_err(|e| failed(REQUEST, format!("header {name}: {e:?}")))?;
     }
     // Hosts send a body without a length chunked, which S3 refuses for PUT.
     if !parts.headers.contains_key(http::header::CONTENT_LENGTH)
@@ -80,49 +104,49 @@ fn send(parts: &http::request::Parts, body: &Bytes) -> Result<HttpResponse, Http
                 &"content-length".to_owned(),
                 &body.len().to_string().into_bytes(),
             )
-            .map_err(|e| failed(Request, format!("content-length: {e:?}")))?;
+            .map_err(|e| failed(REQUEST, format!("content-length: {e:?}")))?;
     }
     let request = wasi_http::OutgoingRequest::new(headers);
     let uri = &parts.uri;
     let scheme = match uri.scheme_str() {
         Some("https") => wasi_http::Scheme::Https,
         Some("http") => wasi_http::Scheme::Http,
-        other => return Err(failed(Request, format!("unsupported scheme {other:?}"))),
+        other => return Err(failed(REQUEST, format!("unsupported scheme {other:?}"))),
     };
     let authority = uri
         .authority()
-        .ok_or_else(|| failed(Request, format!("{uri} has no host")))?;
+        .ok_or_else(|| failed(REQUEST, format!("{uri} has no host")))?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     request
         .set_method(&method(&parts.method))
         .and_then(|()| request.set_scheme(Some(&scheme)))
         .and_then(|()| request.set_authority(Some(authority.as_str())))
         .and_then(|()| request.set_path_with_query(Some(path)))
-        .map_err(|()| failed(Request, format!("the host refused {} {uri}", parts.method)))?;
+        .map_err(|()| failed(REQUEST, format!("the host refused {} {uri}", parts.method)))?;
     let outgoing = request
         .body()
-        .map_err(|()| failed(Request, "no request body"))?;
+        .map_err(|()| failed(REQUEST, "no request body"))?;
     // Sent first, so the host streams the body as it is written rather than buffering it.
     let pending = wasi::http::outgoing_handler::handle(request, None)
-        .map_err(|e| failed(Connect, format!("{} {uri}: {e:?}", parts.method)))?;
+        .map_err(|e| failed(CONNECT, format!("{} {uri}: {e:?}", parts.method)))?;
     {
         // The stream is the body's child: it must be gone before the body is finished.
         let stream = outgoing
             .write()
-            .map_err(|()| failed(Request, "no body stream"))?;
+            .map_err(|()| failed(REQUEST, "no body stream"))?;
         for chunk in body.chunks(4096) {
             stream
                 .blocking_write_and_flush(chunk)
-                .map_err(|e| failed(Request, format!("writing the body: {e:?}")))?;
+                .map_err(|e| failed(REQUEST, format!("writing the body: {e:?}")))?;
         }
     }
     wasi_http::OutgoingBody::finish(outgoing, None)
-        .map_err(|e| failed(Request, format!("finishing the body: {e:?}")))?;
+        .map_err(|e| failed(REQUEST, format!("finishing the body: {e:?}")))?;
     pending.subscribe().block();
     let response = match pending.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(e))) => return Err(failed(Connect, format!("{} {uri}: {e:?}", parts.method))),
-        Some(Err(())) | None => return Err(failed(Connect, "the response never came")),
+        Some(Ok(Err(e))) => return Err(failed(CONNECT, format!("{} {uri}: {e:?}", parts.method))),
+        Some(Err(())) | None => return Err(failed(CONNECT, "the response never came")),
     };
     let mut builder = http::Response::builder().status(response.status());
     for (name, value) in response.headers().entries() {
@@ -130,24 +154,24 @@ fn send(parts: &http::request::Parts, body: &Bytes) -> Result<HttpResponse, Http
     }
     let incoming = response
         .consume()
-        .map_err(|()| failed(Request, "no response body"))?;
+        .map_err(|()| failed(REQUEST, "no response body"))?;
     let mut data = Vec::new();
     {
         let stream = incoming
             .stream()
-            .map_err(|()| failed(Request, "no response stream"))?;
+            .map_err(|()| failed(REQUEST, "no response stream"))?;
         loop {
             match stream.blocking_read(64 * 1024) {
                 Ok(chunk) => data.extend_from_slice(&chunk),
                 Err(wasi::io::streams::StreamError::Closed) => break,
-                Err(e) => return Err(failed(Request, format!("reading the response: {e:?}"))),
+                Err(e) => return Err(failed(REQUEST, format!("reading the response: {e:?}"))),
             }
         }
     }
     drop(wasi_http::IncomingBody::finish(incoming));
     builder
-        .body(HttpResponseBody::from(Bytes::from(data)))
-        .map_err(|e| failed(Request, format!("response: {e}")))
+        .body(Bytes::from(data))
+        .map_err(|e| failed(REQUEST, format!("response: {e}")))
 }
 
 /// SHA-256 and HMAC-SHA256 from RustCrypto: what SigV4 and Shared Key signing need.
