@@ -186,13 +186,21 @@ pub const FUNCTION_HOST_DATA_DIR: &str = "/tmp/tempest";
 /// variables or app settings) over the defaults, with [`FUNCTION_HOST_DATA_DIR`] as the data
 /// folder, which is created.
 pub fn function_host_config() -> anyhow::Result<tempest_core::Config> {
+    let config = host_config(FUNCTION_HOST_DATA_DIR)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
+    Ok(config)
+}
+
+/// The `TEMPEST_*` environment over the defaults, with `data_dir` as the data folder unless
+/// `TEMPEST_DATA_DIR` says otherwise. Nothing is created: a WebAssembly component may have no
+/// writable folder at all when its blocks are in object storage.
+pub fn host_config(data_dir: &str) -> anyhow::Result<tempest_core::Config> {
     let mut config = tempest_core::Config {
-        data_dir: FUNCTION_HOST_DATA_DIR.into(),
+        data_dir: data_dir.into(),
         ..tempest_core::Config::default()
     };
     config.apply_env(std::env::vars())?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
     Ok(config)
 }
 

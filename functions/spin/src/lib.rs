@@ -39,12 +39,13 @@ fn build() -> anyhow::Result<Router> {
             tempest_catalog::names(tempest_catalog::Trigger::Http)
         )
     })?;
-    let config = tempest_catalog::function_host_config()?;
+    // `/data` is where spin.toml mounts the data folder; with object storage there may be none.
+    let config = tempest_catalog::host_config("/data")?;
     block_on(tempest_catalog::http_function(&function, &config))?
 }
 
 /// Runs a future to completion on a one-thread runtime with timers: the shared code's futures
-/// only wait on the folder store and on tokio's own timers and channels.
+/// wait only on tokio's own timers and channels; files and outgoing HTTP are blocking WASI calls.
 fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
