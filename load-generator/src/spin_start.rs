@@ -6,72 +6,14 @@
 //! same run (the reference).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use prost::Message;
 
+use tempest_tests::wasmtime::serve;
+
 use crate::cold_start::{hex, otlp, trace_id};
-
-/// A served component; killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-    listening_after: Duration,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn serve(
-    wasmtime: &Path,
-    component: &Path,
-    data: &Path,
-    function: Option<&str>,
-) -> anyhow::Result<Served> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let started = Instant::now();
-    let mut cmd = Command::new(wasmtime);
-    cmd.args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
-        .arg("--dir")
-        .arg(format!("{}::/data", data.display()))
-        .args(["--env", "TEMPEST_DATA_DIR=/data"]);
-    if let Some(f) = function {
-        cmd.arg("--env").arg(format!("TEMPEST_FUNCTION={f}"));
-    }
-    let mut child = cmd
-        .arg(component)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("wasmtime serve exited: {status}");
-        }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(Served {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-                listening_after: started.elapsed(),
-            });
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(300),
-            "wasmtime serve did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// One measured request shape.
 struct Case {
@@ -83,14 +25,8 @@ struct Case {
 }
 
 /// Runs `requests` sequential requests of each case and prints the tables.
-pub async fn run(
-    wasmtime: &Path,
-    component: &Path,
-    reference: &Path,
-    requests: usize,
-) -> anyhow::Result<()> {
+pub async fn run(component: &Path, reference: &Path, requests: usize) -> anyhow::Result<()> {
     for (path, how) in [
-        (wasmtime, "scripts/install-wasmtime"),
         (component, "scripts/package-spin"),
         (
             reference,
@@ -103,7 +39,7 @@ pub async fn run(
     let http = reqwest::Client::new();
     // Eight blocks for the query cases, written by the component's own `ingest`.
     {
-        let ingest = serve(wasmtime, component, data.path(), Some("ingest")).await?;
+        let ingest = serve(component, Some("ingest"), Some(data.path()), &[]).await;
         for block in 0..8u8 {
             let resp = http
                 .post(format!("{}/v1/traces", ingest.url))
@@ -172,7 +108,7 @@ pub async fn run(
         } else {
             reference.to_path_buf()
         };
-        let served = serve(wasmtime, &wasm, data.path(), case.function).await?;
+        let served = serve(&wasm, case.function, Some(data.path()), &[]).await;
         let mut latency = Histogram::<u64>::new(3)?;
         for _ in 0..requests {
             let mut req = http.request(case.method.clone(), format!("{}{}", served.url, case.path));

@@ -63,6 +63,24 @@ fn attrs_json(kvs: &[tempest_traces::KeyValue]) -> Value {
     )
 }
 
+/// Exports with [`otel_export`] and checks the trace against the blocks at `storage` with
+/// [`compare_with_stored`]: exactly for OTLP, loosely for Zipkin, whose spans carry no tenant
+/// and land in the default one. Returns what [`otel_export`] returned.
+pub async fn export_and_check(
+    protocol: &str,
+    endpoint: String,
+    tenant: &str,
+    storage: &Path,
+) -> (String, Vec<Value>) {
+    let (trace, spans) = otel_export(protocol, endpoint, tenant).await;
+    let (stored_in, exact) = match protocol {
+        "zipkin" => ("single-tenant", false),
+        _ => (tenant, true),
+    };
+    compare_with_stored(storage, stored_in, &trace, &spans, exact).await;
+    (trace, spans)
+}
+
 /// Reads the trace back from the blocks at `storage` (the block reader) and compares every field
 /// with what the SDK exported ([`otel_export`]). `exact` is false for Zipkin, whose wire format keeps only microseconds and string tags.
 pub async fn compare_with_stored(

@@ -7,6 +7,7 @@ pub mod emulators;
 pub mod keyvault;
 pub mod lambda;
 pub mod tempest;
+pub mod wasmtime;
 
 pub use app::TestApp;
 pub use tempest::Tempest;

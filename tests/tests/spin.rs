@@ -5,11 +5,11 @@
 //! send the spans: the OpenTelemetry Python SDK over OTLP/HTTP and its Zipkin exporter.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use serde_json::Value;
+use tempest_tests::wasmtime::Served;
 
 /// `dist/spin/tempest.wasm`, built once for all the tests here.
 fn component() -> &'static Path {
@@ -29,77 +29,9 @@ fn component() -> &'static Path {
     })
 }
 
-/// The `wasmtime` CLI scripts/test installs (TEMPEST_WASMTIME overrides).
-fn wasmtime() -> PathBuf {
-    let path = std::env::var_os("TEMPEST_WASMTIME").map_or_else(
-        || {
-            PathBuf::from(std::env::var("HOME").expect("HOME"))
-                .join(".cache/tempest/wasmtime/bin/wasmtime")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "{} is missing: scripts/install-wasmtime installs it (scripts/test runs it)",
-        path.display()
-    );
-    path
-}
-
-/// One component served on its own port, as one `[component.*]` of spin.toml.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Serves the component as `function` with `env` in its environment and `data`, if given,
-/// mounted at `/data` (spin.toml's TEMPEST_DATA_DIR); without it the component has no folder.
+/// Serves `dist/spin/tempest.wasm` as `function`; see [`tempest_tests::wasmtime::serve`].
 async fn serve(function: Option<&str>, data: Option<&Path>, env: &[(&str, String)]) -> Served {
-    let port = tempest_tests::free_port();
-    let mut cmd = Command::new(wasmtime());
-    cmd.arg("serve")
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-Scli");
-    if let Some(data) = data {
-        cmd.arg("--dir").arg(format!("{}::/data", data.display()));
-    }
-    if let Some(f) = function {
-        cmd.arg("--env").arg(format!("TEMPEST_FUNCTION={f}"));
-    }
-    for (k, v) in env {
-        cmd.arg("--env").arg(format!("{k}={v}"));
-    }
-    let mut child = cmd
-        .arg(component())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start wasmtime serve");
-    // Compiling the component takes seconds on two shared cores.
-    for _ in 0..1200 {
-        if let Some(status) = child.try_wait().expect("wasmtime status") {
-            panic!("wasmtime serve exited before it listened: {status}");
-        }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Served {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("wasmtime serve did not listen on {port} within 120 s");
+    tempest_tests::wasmtime::serve(component(), function, data, env).await
 }
 
 /// Every file under `dir`, relative.
@@ -148,33 +80,19 @@ async fn spin_component_ingests_and_queries_with_real_clients() {
     let storage = data.path().join("traces");
 
     // OTLP/HTTP protobuf from the OpenTelemetry Python SDK, every field kept.
-    let (otlp_trace, otlp_spans) = tempest_tests::clients::otel_export(
+    let (otlp_trace, otlp_spans) = tempest_tests::clients::export_and_check(
         "http",
         format!("{}/v1/traces", ingest.url),
         "team-spin",
-    )
-    .await;
-    tempest_tests::clients::compare_with_stored(
         &storage,
-        "team-spin",
-        &otlp_trace,
-        &otlp_spans,
-        true,
     )
     .await;
     // Zipkin v2 JSON from the SDK's Zipkin exporter, to the default tenant.
-    let (zipkin_trace, zipkin_spans) = tempest_tests::clients::otel_export(
+    tempest_tests::clients::export_and_check(
         "zipkin",
         format!("{}/api/v2/spans", ingest.url),
         "unused",
-    )
-    .await;
-    tempest_tests::clients::compare_with_stored(
         &storage,
-        "single-tenant",
-        &zipkin_trace,
-        &zipkin_spans,
-        false,
     )
     .await;
 

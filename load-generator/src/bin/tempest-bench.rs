@@ -71,9 +71,6 @@ enum Cmd {
     /// Per-request latency of the Spin component under `wasmtime serve` (a fresh instance per
     /// request), against the smallest spin-sdk component.
     Spin {
-        /// The `wasmtime` CLI (`scripts/install-wasmtime`).
-        #[arg(long, env = "TEMPEST_WASMTIME")]
-        wasmtime: Option<PathBuf>,
         /// The component (`scripts/package-spin`).
         #[arg(long, default_value = "dist/spin/tempest.wasm")]
         component: PathBuf,
@@ -1498,18 +1495,10 @@ async fn main() -> anyhow::Result<()> {
             trials,
         } => tempest_load_generator::cold_start::run(&bootstrap, &reference, trials).await,
         Cmd::Spin {
-            wasmtime,
             component,
             reference,
             requests,
-        } => {
-            let wasmtime = wasmtime.unwrap_or_else(|| {
-                PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                    .join(".cache/tempest/wasmtime/bin/wasmtime")
-            });
-            tempest_load_generator::spin_start::run(&wasmtime, &component, &reference, requests)
-                .await
-        }
+        } => tempest_load_generator::spin_start::run(&component, &reference, requests).await,
         Cmd::RealApp {
             checkouts,
             python,
