@@ -892,6 +892,8 @@ fn print_column_sizes(dir: &std::path::Path) -> anyhow::Result<()> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let mut sizes: std::collections::BTreeMap<String, i64> = Default::default();
     let (mut spans, mut files, mut file_bytes) = (0i64, 0u64, 0u64);
+    // Bytes outside the column chunks: the footer (file metadata) and the page indexes.
+    let (mut footer, mut offset_index, mut column_index) = (0u64, 0i64, 0i64);
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
@@ -902,9 +904,12 @@ fn print_column_sizes(dir: &std::path::Path) -> anyhow::Result<()> {
                 let reader = SerializedFileReader::new(std::fs::File::open(&path)?)?;
                 files += 1;
                 file_bytes += std::fs::metadata(&path)?.len();
+                footer += footer_len(&path)?;
                 for rg in reader.metadata().row_groups() {
                     spans += rg.num_rows();
                     for col in rg.columns() {
+                        offset_index += col.offset_index_length().unwrap_or(0) as i64;
+                        column_index += col.column_index_length().unwrap_or(0) as i64;
                         *sizes.entry(col.column_path().string()).or_default() +=
                             col.compressed_size();
                     }
@@ -919,13 +924,32 @@ fn print_column_sizes(dir: &std::path::Path) -> anyhow::Result<()> {
         .map(|(col, bytes)| format!("{col} {:.2}", *bytes as f64 / spans.max(1) as f64))
         .collect();
     let columns: i64 = sizes.iter().map(|(_, b)| b).sum();
+    let per_span = |bytes: f64| bytes / spans.max(1) as f64;
     println!(
-        "data.parquet bytes per span over {files} distinct blocks: {:.1}, of which column chunks {:.1} ({}) and footer, schema and page headers the rest",
-        file_bytes as f64 / spans.max(1) as f64,
-        columns as f64 / spans.max(1) as f64,
-        cells.join(", ")
+        "data.parquet bytes per span over {files} distinct blocks: {:.1}: column chunks with their page headers {:.1} ({}), footer {:.2}, offset index {:.2}, column index {:.2}",
+        per_span(file_bytes as f64),
+        per_span(columns as f64),
+        cells.join(", "),
+        per_span(footer as f64),
+        per_span(offset_index as f64),
+        per_span(column_index as f64),
     );
     Ok(())
+}
+
+/// The length of a Parquet file's footer (its file metadata), from the file's last 8 bytes.
+fn footer_len(path: &std::path::Path) -> anyhow::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::End(-8))?;
+    let mut tail = [0u8; 8];
+    file.read_exact(&mut tail)?;
+    anyhow::ensure!(
+        &tail[4..] == b"PAR1",
+        "{} is not a Parquet file",
+        path.display()
+    );
+    Ok(u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]])) + 8)
 }
 
 /// Runs the instrumented Python app against `tempest serve`, then reports the stored bytes per

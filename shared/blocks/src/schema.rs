@@ -145,12 +145,14 @@ fn columns() -> Vec<Column> {
             statistics: false,
             ..plain(col("span_id", DataType::FixedSizeBinary(8)))
         },
-        // Siblings share their parent: a dictionary, then zstd over the random dictionary.
+        // Siblings share their parent and sit next to each other: zstd folds the repeats. A
+        // dictionary would store each parent once too, but its random ids and indices take
+        // more room than zstd's back-references (BENCHMARKS.md).
         Column {
             nullable: true,
             zstd: true,
             statistics: false,
-            ..col("parent_span_id", DataType::FixedSizeBinary(8))
+            ..plain(col("parent_span_id", DataType::FixedSizeBinary(8)))
         },
         // Often high-cardinality (`GET /items/57`) with shared prefixes: zstd pays.
         Column {
@@ -160,6 +162,8 @@ fn columns() -> Vec<Column> {
         col(columns::KIND, DataType::Int8),
         // Close together within a trace: deltas are small. Durations are not, but delta
         // packing stores them in their significant bits without a compression context.
+        // (Byte-stream-split and zstd store durations ~10% smaller, but DuckDB reads that
+        // encoding on integers only since 2026: the format stays readable by older readers.)
         Column {
             encoding: Some(Encoding::DELTA_BINARY_PACKED),
             ..plain(col("start_unix_nano", DataType::Int64))
@@ -244,8 +248,10 @@ pub const PAGE_ROWS: usize = 4096;
 pub const DICTIONARY_PAGE_BYTES: usize = 8 << 10;
 
 /// Writer settings: each column's encoding, compression and statistics, and `max_row_group`
-/// spans per row group.
-pub fn writer_properties(max_row_group: usize) -> WriterProperties {
+/// spans per row group. `offset_index` writes the page locations a reader needs to read part
+/// of a column chunk: a block of at most [`PAGE_ROWS`] spans is read whole (every chunk is one
+/// page or a few), so its offset index would only grow the file.
+pub fn writer_properties(max_row_group: usize, offset_index: bool) -> WriterProperties {
     // zstd level 1: most of level 3's size at a fraction of its CPU (BENCHMARKS.md).
     let zstd = Compression::ZSTD(ZstdLevel::default());
     let zstd = ZstdLevel::try_new(1).map_or(zstd, Compression::ZSTD);
@@ -261,7 +267,8 @@ pub fn writer_properties(max_row_group: usize) -> WriterProperties {
         .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .set_compression(Compression::UNCOMPRESSED)
         .set_statistics_enabled(EnabledStatistics::Chunk)
-        .set_statistics_truncate_length(Some(64));
+        .set_statistics_truncate_length(Some(64))
+        .set_offset_index_disabled(!offset_index);
     for c in columns() {
         let path = ColumnPath::from(c.name);
         props = props.set_column_dictionary_enabled(path.clone(), c.dictionary);

@@ -101,7 +101,7 @@ fn encode_parquet(
     order: &[usize],
     row_group_spans: usize,
 ) -> Result<(Vec<u8>, u64, BTreeSet<String>), BlockError> {
-    let props = schema::writer_properties(row_group_spans);
+    let props = schema::writer_properties(row_group_spans, order.len() > schema::PAGE_ROWS);
     let mut buf = Vec::new();
     let options = ArrowWriterOptions::new()
         .with_properties(props)
@@ -159,16 +159,18 @@ pub async fn write_block_with(
     }
     let order = sort_order(&spans);
     let id = block_id(tenant, order.iter().map(|&i| &spans[i]));
-    let mut bloom = Bloom::with_capacity(spans.len());
-    let mut traces = 0u64;
-    let mut last: Option<[u8; 16]> = None;
-    for &i in &order {
-        let trace_id = spans[i].trace_id;
-        if last != Some(trace_id) {
-            traces += 1;
-            bloom.insert(&trace_id);
-            last = Some(trace_id);
-        }
+    // Spans are in trace order: each trace starts where the id changes. The filter is sized
+    // for the traces, not the spans (a trace has several), or it would be several times larger.
+    let first_spans: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|&(n, &i)| n == 0 || spans[order[n - 1]].trace_id != spans[i].trace_id)
+        .map(|(_, &i)| i)
+        .collect();
+    let traces = first_spans.len() as u64;
+    let mut bloom = Bloom::with_capacity(first_spans.len());
+    for &i in &first_spans {
+        bloom.insert(&spans[i].trace_id);
     }
     let start_time_unix_nano = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
     let end_time_unix_nano = spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0);

@@ -162,3 +162,94 @@ async fn local_folder() {
 async fn memory() {
     round_trip(Location::open("memory://").expect("open")).await;
 }
+
+/// `count` spans in `traces` traces (trace ids 0..traces, spread evenly), each with its own
+/// span id, every one a child of its trace's first span.
+fn spans_in_traces(count: u32, traces: u32) -> Vec<Span> {
+    let resource = Arc::new(Resource {
+        attributes: vec![KeyValue::str("service.name", "checkout")],
+        dropped_attributes_count: 0,
+    });
+    let scope = Arc::new(Scope::default());
+    (0..count)
+        .map(|n| {
+            let trace = n % traces;
+            let mut s = span(0, 0, Some(0), &resource, &scope);
+            s.trace_id = u128::from(trace).to_be_bytes();
+            s.span_id = u64::from(n + 1).to_be_bytes();
+            s.parent_span_id = (n >= traces).then(|| u64::from(trace + 1).to_be_bytes());
+            s.start_unix_nano += u64::from(n);
+            s.end_unix_nano += u64::from(n);
+            s
+        })
+        .collect()
+}
+
+/// The offset index lengths recorded for every column chunk of a block's data file.
+fn offset_indexes(
+    dir: &std::path::Path,
+    tenant: &str,
+    meta: &tempest_blocks::BlockMeta,
+) -> Vec<Option<i32>> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let path = dir.join(tenant).join(&meta.block_id).join("data.parquet");
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(path).expect("open")).expect("parquet");
+    reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns().iter().map(|c| c.offset_index_length()))
+        .collect()
+}
+
+/// The bloom filter is sized for the block's traces, not its spans (a trace has several), and
+/// still admits every trace of the block and few others. A block small enough to be read whole
+/// has no offset index; a larger one has it, for readers that fetch part of a column chunk.
+#[tokio::test]
+async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loc = Location::open(&dir.path().to_string_lossy()).expect("open");
+    let tenant = TenantId::parse(Some("sizes")).expect("tenant");
+    let spans = spans_in_traces(1400, 200);
+    let meta = writer::write_block(&loc, &tenant, spans.clone())
+        .await
+        .expect("write")
+        .expect("non-empty");
+    assert_eq!((meta.span_count, meta.trace_count), (1400, 200));
+    // 16 header bytes and 10 bits per trace.
+    assert_eq!(meta.bloom_size, 16 + 250);
+    let bloom = reader::read_bloom(&loc, &meta).await.expect("bloom");
+    assert!((0..200u128).all(|t| bloom.may_contain(&t.to_be_bytes())));
+    let false_positives = (1_000..11_000u128)
+        .filter(|t| bloom.may_contain(&(t * 0x9e37_79b9).to_be_bytes()))
+        .count();
+    assert!(
+        false_positives < 300,
+        "{false_positives} of 10,000 absent ids admitted"
+    );
+    assert!(
+        offset_indexes(dir.path(), "sizes", &meta)
+            .iter()
+            .all(Option::is_none)
+    );
+    assert_eq!(
+        normalise(reader::read_spans(&loc, &meta).await.expect("read")),
+        normalise(spans)
+    );
+
+    let big = spans_in_traces(5000, 500);
+    let meta = writer::write_block(&loc, &tenant, big.clone())
+        .await
+        .expect("write")
+        .expect("non-empty");
+    assert!(
+        offset_indexes(dir.path(), "sizes", &meta)
+            .iter()
+            .all(Option::is_some)
+    );
+    assert_eq!(
+        normalise(reader::read_spans(&loc, &meta).await.expect("read")),
+        normalise(big)
+    );
+}
