@@ -7,6 +7,7 @@ pub mod bloom;
 pub mod compact;
 pub mod data_file;
 pub mod folder;
+mod footer;
 pub mod index;
 pub mod ingest;
 pub mod listing;

@@ -12,6 +12,7 @@ use tempest_traces::Span;
 
 use crate::BlockError;
 use crate::bloom::Bloom;
+use crate::footer;
 use crate::listing::{BLOOM, DATA, META, block_path};
 use crate::meta::{BlockMeta, FORMAT};
 use crate::schema;
@@ -117,7 +118,8 @@ fn encode_parquet(
     }
     writer.flush()?;
     let groups = writer.flushed_row_groups().len() as u64;
-    writer.close()?;
+    let metadata = writer.close()?;
+    footer::slim(&mut buf, metadata)?;
     Ok((buf, groups, generic))
 }
 

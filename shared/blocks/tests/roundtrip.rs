@@ -185,12 +185,12 @@ fn spans_in_traces(count: u32, traces: u32) -> Vec<Span> {
         .collect()
 }
 
-/// The offset index lengths recorded for every column chunk of a block's data file.
-fn offset_indexes(
+/// The metadata of every column chunk of a block's data file, as its footer records it.
+fn column_chunks(
     dir: &std::path::Path,
     tenant: &str,
     meta: &tempest_blocks::BlockMeta,
-) -> Vec<Option<i32>> {
+) -> Vec<parquet::file::metadata::ColumnChunkMetaData> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let path = dir.join(tenant).join(&meta.block_id).join("data.parquet");
     let reader =
@@ -199,13 +199,15 @@ fn offset_indexes(
         .metadata()
         .row_groups()
         .iter()
-        .flat_map(|rg| rg.columns().iter().map(|c| c.offset_index_length()))
+        .flat_map(|rg| rg.columns().iter().cloned())
         .collect()
 }
 
 /// The bloom filter is sized for the block's traces, not its spans (a trace has several), and
 /// still admits every trace of the block and few others. A block small enough to be read whole
-/// has no offset index; a larger one has it, for readers that fetch part of a column chunk.
+/// has no offset index and a footer without the optional parts (encoding and size statistics),
+/// but keeps its min/max statistics; a larger one has an offset index, for readers that fetch
+/// part of a column chunk.
 #[tokio::test]
 async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -228,11 +230,18 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
         false_positives < 300,
         "{false_positives} of 10,000 absent ids admitted"
     );
-    assert!(
-        offset_indexes(dir.path(), "sizes", &meta)
-            .iter()
-            .all(Option::is_none)
-    );
+    let chunks = column_chunks(dir.path(), "sizes", &meta);
+    assert!(chunks.iter().all(|c| c.offset_index_length().is_none()
+        && c.page_encoding_stats().is_none()
+        && c.unencoded_byte_array_data_bytes().is_none()
+        && c.definition_level_histogram().is_none()));
+    let trace_ids = chunks
+        .iter()
+        .find(|c| c.column_path().string() == "trace_id")
+        .and_then(|c| c.statistics())
+        .expect("trace_id statistics");
+    assert_eq!(trace_ids.min_bytes_opt(), Some(&[0u8; 16][..]));
+    assert_eq!(trace_ids.max_bytes_opt(), Some(&199u128.to_be_bytes()[..]));
     assert_eq!(
         normalise(reader::read_spans(&loc, &meta).await.expect("read")),
         normalise(spans)
@@ -244,9 +253,9 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
         .expect("write")
         .expect("non-empty");
     assert!(
-        offset_indexes(dir.path(), "sizes", &meta)
+        column_chunks(dir.path(), "sizes", &meta)
             .iter()
-            .all(Option::is_some)
+            .all(|c| c.offset_index_length().is_some())
     );
     assert_eq!(
         normalise(reader::read_spans(&loc, &meta).await.expect("read")),
