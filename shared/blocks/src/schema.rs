@@ -247,11 +247,52 @@ pub const PAGE_ROWS: usize = 4096;
 /// spans) stay far below it; only large compacted row groups of high-cardinality columns reach it.
 pub const DICTIONARY_PAGE_BYTES: usize = 8 << 10;
 
+/// How a block will be read, which decides what its file carries besides the data.
+#[derive(Debug, Clone)]
+pub struct BlockShape {
+    /// Page locations, which a reader needs to read part of a column chunk. A block of at
+    /// most [`PAGE_ROWS`] spans is read whole (every chunk is one page or a few), so its
+    /// offset index would only grow the file.
+    offset_index: bool,
+    /// Columns null in every row of the block: stored uncompressed (their definition levels
+    /// are a few bytes), since a reader creates a compression context for every compressed
+    /// column chunk it opens, whatever its size.
+    empty: Vec<&'static str>,
+}
+
+impl BlockShape {
+    /// A large block (or a merge output), read in windows of pages.
+    pub fn read_in_pages() -> Self {
+        BlockShape {
+            offset_index: true,
+            empty: Vec::new(),
+        }
+    }
+
+    /// A small block whose spans are all in `batch`, read whole.
+    pub fn read_whole(batch: &RecordBatch) -> Self {
+        let empty = columns()
+            .into_iter()
+            .filter(|c| c.zstd)
+            .filter(|c| batch.column_by_name(c.name).is_some_and(no_value))
+            .map(|c| c.name)
+            .collect();
+        BlockShape {
+            offset_index: false,
+            empty,
+        }
+    }
+}
+
+/// Whether a column holds nothing: every row null. (Empty strings are not nothing: stored
+/// plain, each costs its 4-byte length, which zstd folds away.)
+fn no_value(array: &ArrayRef) -> bool {
+    array.null_count() == array.len()
+}
+
 /// Writer settings: each column's encoding, compression and statistics, and `max_row_group`
-/// spans per row group. `offset_index` writes the page locations a reader needs to read part
-/// of a column chunk: a block of at most [`PAGE_ROWS`] spans is read whole (every chunk is one
-/// page or a few), so its offset index would only grow the file.
-pub fn writer_properties(max_row_group: usize, offset_index: bool) -> WriterProperties {
+/// spans per row group; the offset index and compression as `shape` says.
+pub fn writer_properties(max_row_group: usize, shape: &BlockShape) -> WriterProperties {
     // zstd level 1: most of level 3's size at a fraction of its CPU (BENCHMARKS.md).
     let zstd = Compression::ZSTD(ZstdLevel::default());
     let zstd = ZstdLevel::try_new(1).map_or(zstd, Compression::ZSTD);
@@ -268,14 +309,14 @@ pub fn writer_properties(max_row_group: usize, offset_index: bool) -> WriterProp
         .set_compression(Compression::UNCOMPRESSED)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_statistics_truncate_length(Some(64))
-        .set_offset_index_disabled(!offset_index);
+        .set_offset_index_disabled(!shape.offset_index);
     for c in columns() {
         let path = ColumnPath::from(c.name);
         props = props.set_column_dictionary_enabled(path.clone(), c.dictionary);
         if let Some(encoding) = c.encoding {
             props = props.set_column_encoding(path.clone(), encoding);
         }
-        if c.zstd {
+        if c.zstd && !shape.empty.contains(&c.name) {
             props = props.set_column_compression(path.clone(), zstd);
         }
         if !c.statistics {

@@ -102,19 +102,37 @@ fn encode_parquet(
     order: &[usize],
     row_group_spans: usize,
 ) -> Result<(Vec<u8>, u64, BTreeSet<String>), BlockError> {
-    let props = schema::writer_properties(row_group_spans, order.len() > schema::PAGE_ROWS);
-    let mut buf = Vec::new();
-    let options = ArrowWriterOptions::new()
-        .with_properties(props)
-        // The Arrow schema is the Parquet schema here; embedding it only grows every footer.
-        .with_skip_arrow_metadata(true);
-    let mut writer = ArrowWriter::try_new_with_options(&mut buf, schema::schema(), options)?;
     let mut generic = BTreeSet::new();
     let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
-    for part in order.chunks(ENCODE_CHUNK) {
+    let mut batches = order.chunks(ENCODE_CHUNK).map(|part| {
         let chunk: Vec<Span> = part.iter().filter_map(|&i| slots[i].take()).collect();
-        // The writer cuts a row group every ROW_GROUP_SPANS rows.
-        writer.write(&schema::to_batch_noting(chunk.iter(), &mut generic)?)?;
+        schema::to_batch_noting(chunk.iter(), &mut generic)
+    });
+    let Some(first) = batches.next().transpose()? else {
+        return Err(BlockError::Arrow(
+            arrow_schema::ArrowError::InvalidArgumentError("no spans to encode".into()),
+        ));
+    };
+    // A block of at most PAGE_ROWS spans is read whole, and is one batch here: it needs no
+    // offset index, and its columns without a value need no compression (a reader creates a
+    // compression context for every compressed column chunk it reads, BENCHMARKS.md).
+    let small = order.len() <= schema::PAGE_ROWS;
+    let shape = if small {
+        schema::BlockShape::read_whole(&first)
+    } else {
+        schema::BlockShape::read_in_pages()
+    };
+    let options = ArrowWriterOptions::new()
+        .with_properties(schema::writer_properties(row_group_spans, &shape))
+        // The Arrow schema is the Parquet schema here; embedding it only grows every footer.
+        .with_skip_arrow_metadata(true);
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new_with_options(&mut buf, schema::schema(), options)?;
+    // The writer cuts a row group every ROW_GROUP_SPANS rows.
+    writer.write(&first)?;
+    drop(first);
+    for batch in batches {
+        writer.write(&batch?)?;
     }
     writer.flush()?;
     let groups = writer.flushed_row_groups().len() as u64;

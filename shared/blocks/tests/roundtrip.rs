@@ -205,9 +205,9 @@ fn column_chunks(
 
 /// The bloom filter is sized for the block's traces, not its spans (a trace has several), and
 /// still admits every trace of the block and few others. A block small enough to be read whole
-/// has no offset index and a footer without the optional parts (encoding and size statistics),
-/// but keeps its min/max statistics; a larger one has an offset index, for readers that fetch
-/// part of a column chunk.
+/// has no offset index, a footer without the optional parts (encoding and size statistics) and
+/// no compression on columns without a value, but keeps its min/max statistics; a larger one
+/// has an offset index, for readers that fetch part of a column chunk.
 #[tokio::test]
 async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -240,6 +240,20 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
         .find(|c| c.column_path().string() == "trace_id")
         .and_then(|c| c.statistics())
         .expect("trace_id statistics");
+    // Columns without a value in the block are not compressed; the others are.
+    let codec = |chunks: &[parquet::file::metadata::ColumnChunkMetaData], name: &str| {
+        chunks
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .map(|c| c.compression())
+            .expect("column")
+    };
+    use parquet::basic::Compression;
+    assert_eq!(codec(&chunks, "url_full"), Compression::UNCOMPRESSED);
+    assert_eq!(codec(&chunks, "db_statement"), Compression::UNCOMPRESSED);
+    assert!(matches!(codec(&chunks, "trace_id"), Compression::ZSTD(_)));
+    assert!(matches!(codec(&chunks, "attributes"), Compression::ZSTD(_)));
+    assert!(matches!(codec(&chunks, "events"), Compression::ZSTD(_)));
     assert_eq!(trace_ids.min_bytes_opt(), Some(&[0u8; 16][..]));
     assert_eq!(trace_ids.max_bytes_opt(), Some(&199u128.to_be_bytes()[..]));
     assert_eq!(
@@ -252,11 +266,10 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
         .await
         .expect("write")
         .expect("non-empty");
-    assert!(
-        column_chunks(dir.path(), "sizes", &meta)
-            .iter()
-            .all(|c| c.offset_index_length().is_some())
-    );
+    let chunks = column_chunks(dir.path(), "sizes", &meta);
+    assert!(chunks.iter().all(|c| c.offset_index_length().is_some()));
+    // Read in windows of pages: every column keeps its codec.
+    assert!(matches!(codec(&chunks, "url_full"), Compression::ZSTD(_)));
     assert_eq!(
         normalise(reader::read_spans(&loc, &meta).await.expect("read")),
         normalise(big)

@@ -247,7 +247,10 @@ pub async fn merge_data(
     let t = tenant.as_str();
     let data_path = block_path(loc, t, &id, DATA);
     let options = ArrowWriterOptions::new()
-        .with_properties(schema::writer_properties(opts.row_group_spans.max(1), true))
+        .with_properties(schema::writer_properties(
+            opts.row_group_spans.max(1),
+            &schema::BlockShape::read_in_pages(),
+        ))
         .with_skip_arrow_metadata(true);
     let mut writer = AsyncArrowWriter::try_new_with_options(
         // Parts of S3's minimum size, two in flight: the default (10 MiB, eight in flight)
