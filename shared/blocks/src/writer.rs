@@ -81,6 +81,8 @@ pub(crate) async fn commit(
 /// Spans converted to Arrow at a time: the column writers keep only encoded pages, so memory
 /// stays near one chunk of spans in Arrow form however large the block.
 const ENCODE_CHUNK: usize = 8 * 1024;
+// A block small enough to be read whole is one chunk, so its first batch shows every column.
+const _: () = assert!(ENCODE_CHUNK >= schema::PAGE_ROWS);
 
 /// The order spans are stored in: by trace id, then start time, then span id. Sorting small
 /// keys rather than the spans themselves keeps each span where it is until it is encoded.
