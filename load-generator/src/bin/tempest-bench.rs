@@ -901,10 +901,15 @@ fn print_column_sizes(dir: &std::path::Path) -> anyhow::Result<()> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.file_name().is_some_and(|n| n == "data.parquet") {
-                let reader = SerializedFileReader::new(std::fs::File::open(&path)?)?;
+                // Blocks are small: one read serves the footer length and the metadata.
+                let bytes = bytes::Bytes::from(std::fs::read(&path)?);
                 files += 1;
-                file_bytes += std::fs::metadata(&path)?.len();
-                footer += footer_len(&path)?;
+                file_bytes += bytes.len() as u64;
+                let tail = bytes.len().saturating_sub(parquet::file::FOOTER_SIZE);
+                footer += (parquet::file::metadata::FooterTail::try_from(&bytes[tail..])?
+                    .metadata_length()
+                    + parquet::file::FOOTER_SIZE) as u64;
+                let reader = SerializedFileReader::new(bytes)?;
                 for rg in reader.metadata().row_groups() {
                     spans += rg.num_rows();
                     for col in rg.columns() {
@@ -935,21 +940,6 @@ fn print_column_sizes(dir: &std::path::Path) -> anyhow::Result<()> {
         per_span(column_index as f64),
     );
     Ok(())
-}
-
-/// The length of a Parquet file's footer (its file metadata), from the file's last 8 bytes.
-fn footer_len(path: &std::path::Path) -> anyhow::Result<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::End(-8))?;
-    let mut tail = [0u8; 8];
-    file.read_exact(&mut tail)?;
-    anyhow::ensure!(
-        &tail[4..] == b"PAR1",
-        "{} is not a Parquet file",
-        path.display()
-    );
-    Ok(u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]])) + 8)
 }
 
 /// Runs the instrumented Python app against `tempest serve`, then reports the stored bytes per
@@ -1428,40 +1418,53 @@ async fn compact_bench(
     Ok(())
 }
 
+/// Runs `work` until this process has used at least a second of CPU on it: the kernel counts
+/// CPU in 10 ms ticks and a small merge takes ~150 ms, so one run would be ±7% from the tick
+/// alone. Returns the runs and the CPU seconds they used.
+async fn repeat_for_cpu(
+    mut work: impl AsyncFnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(u64, f64)> {
+    const MIN_CPU: f64 = 1.0;
+    let cpu0 = usage_of(std::process::id())?.cpu_secs;
+    let mut runs = 0u64;
+    loop {
+        work().await?;
+        runs += 1;
+        let used = usage_of(std::process::id())?.cpu_secs - cpu0;
+        if used >= MIN_CPU {
+            return Ok((runs, used));
+        }
+    }
+}
+
 async fn compact_one(storage: &str) -> anyhow::Result<()> {
     use futures::StreamExt;
     let loc = tempest_blocks::store::Location::open(storage)?;
     let tenant = tempest_core::TenantId::parse(None)?;
     let metas = tempest_blocks::reader::list_blocks(&loc, &tenant).await?;
     let spans: u64 = metas.iter().map(|m| m.span_count).sum();
-    // The kernel counts CPU in 10 ms ticks and a small merge takes ~150 ms: each side repeats
-    // until it has used at least MIN_CPU seconds, and the rate is over all its repeats. Peak
-    // memory is the first merge's, in this fresh process.
-    const MIN_CPU: f64 = 1.0;
-    let cpu0 = usage_of(std::process::id())?.cpu_secs;
-    let (mut merges, mut peak) = (0u64, 0u64);
-    let out = loop {
-        let out = tempest_blocks::compact::merge(&loc, &tenant, &metas, Default::default())
+    // Each side repeats for a second of CPU and the rate is over all its runs; peak memory is
+    // the first merge's, in this fresh process.
+    let (mut out, mut peak) = (None, 0u64);
+    let (merges, merge_cpu) = repeat_for_cpu(async || {
+        let merged = tempest_blocks::compact::merge(&loc, &tenant, &metas, Default::default())
             .await?
             .context("nothing merged")?;
         anyhow::ensure!(
-            out.span_count == spans,
+            merged.span_count == spans,
             "merged {} of {spans}",
-            out.span_count
+            merged.span_count
         );
-        merges += 1;
-        if merges == 1 {
+        if out.is_none() {
             peak = usage_of(std::process::id())?.peak_rss_bytes;
         }
-        if usage_of(std::process::id())?.cpu_secs - cpu0 >= MIN_CPU {
-            break out;
-        }
-    };
-    let merge_cpu = usage_of(std::process::id())?.cpu_secs - cpu0;
+        out = Some(merged);
+        Ok(())
+    })
+    .await?;
+    let out = out.context("nothing merged")?;
     // Reference: decode every input row group, all columns, in the same batches.
-    let cpu1 = usage_of(std::process::id())?.cpu_secs;
-    let mut decodes = 0u64;
-    while decodes == 0 || usage_of(std::process::id())?.cpu_secs - cpu1 < MIN_CPU {
+    let (decodes, decode_cpu) = repeat_for_cpu(async || {
         let mut rows = 0u64;
         for meta in &metas {
             let file = tempest_blocks::data_file::DataFile::of(&loc, meta);
@@ -1474,9 +1477,9 @@ async fn compact_one(storage: &str) -> anyhow::Result<()> {
             }
         }
         anyhow::ensure!(rows == spans, "decoded {rows} of {spans}");
-        decodes += 1;
-    }
-    let decode_cpu = usage_of(std::process::id())?.cpu_secs - cpu1;
+        Ok(())
+    })
+    .await?;
     let (merge_rate, decode_rate) = (
         (spans * merges) as f64 / merge_cpu.max(0.01),
         (spans * decodes) as f64 / decode_cpu.max(0.01),

@@ -6,8 +6,9 @@
 //! them; the data pages, the schema, the kept statistics and every offset stay as they were.
 
 use parquet::errors::ParquetError;
+use parquet::file::FOOTER_SIZE;
 use parquet::file::metadata::{
-    ColumnChunkMetaData, ParquetMetaData, ParquetMetaDataWriter, RowGroupMetaData,
+    ColumnChunkMetaData, FooterTail, ParquetMetaData, ParquetMetaDataWriter, RowGroupMetaData,
 };
 use parquet::file::statistics::Statistics;
 
@@ -19,15 +20,10 @@ pub(crate) fn slim(file: &mut Vec<u8>, metadata: ParquetMetaData) -> Result<(), 
     if columns().any(|c| c.offset_index_offset().is_some() || c.column_index_offset().is_some()) {
         return Ok(());
     }
-    let tail = file
-        .len()
-        .checked_sub(8)
-        .and_then(|at| file.get(at..at + 4))
-        .ok_or_else(|| ParquetError::General("no Parquet footer".into()))?;
-    let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize + 8;
+    let tail = FooterTail::try_from(&file[file.len().saturating_sub(FOOTER_SIZE)..])?;
     let start = file
         .len()
-        .checked_sub(footer)
+        .checked_sub(tail.metadata_length() + FOOTER_SIZE)
         .ok_or_else(|| ParquetError::General("footer longer than the file".into()))?;
     let mut builder = metadata.into_builder();
     let groups = builder

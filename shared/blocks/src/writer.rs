@@ -183,17 +183,17 @@ pub async fn write_block_with(
     let id = block_id(tenant, order.iter().map(|&i| &spans[i]));
     // Spans are in trace order: each trace starts where the id changes. The filter is sized
     // for the traces, not the spans (a trace has several), or it would be several times larger.
-    let first_spans: Vec<usize> = order
-        .iter()
-        .enumerate()
-        .filter(|&(n, &i)| n == 0 || spans[order[n - 1]].trace_id != spans[i].trace_id)
-        .map(|(_, &i)| i)
-        .collect();
-    let traces = first_spans.len() as u64;
-    let mut bloom = Bloom::with_capacity(first_spans.len());
-    for &i in &first_spans {
-        bloom.insert(&spans[i].trace_id);
-    }
+    let trace_ids = || {
+        order
+            .iter()
+            .enumerate()
+            .filter(|&(n, &i)| n == 0 || spans[order[n - 1]].trace_id != spans[i].trace_id)
+            .map(|(_, &i)| &spans[i].trace_id)
+    };
+    let traces = trace_ids().count();
+    let mut bloom = Bloom::with_capacity(traces);
+    trace_ids().for_each(|id| bloom.insert(id));
+    let traces = traces as u64;
     let start_time_unix_nano = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
     let end_time_unix_nano = spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0);
     let span_count = spans.len() as u64;
