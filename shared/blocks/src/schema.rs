@@ -199,8 +199,11 @@ fn columns() -> Vec<Column> {
     out.extend([
         json(columns::SPAN_ATTRIBUTES),
         json("events"),
+        // Few distinct lists a block, but each is long JSON sharing its keys with the others:
+        // zstd shrinks the dictionary page (0.23 B/span at ~700-span blocks, BENCHMARKS.md).
         Column {
             statistics: false,
+            zstd: true,
             ..col(columns::RESOURCE_ATTRIBUTES, DataType::Utf8)
         },
         col(columns::SCOPE_NAME, DataType::Utf8),
@@ -254,9 +257,10 @@ pub struct BlockShape {
     /// most [`PAGE_ROWS`] spans is read whole (every chunk is one page or a few), so its
     /// offset index would only grow the file.
     offset_index: bool,
-    /// Columns null in every row of the block: stored uncompressed (their definition levels
-    /// are a few bytes), since a reader creates a compression context for every compressed
-    /// column chunk it opens, whatever its size.
+    /// Columns null in every row of the block: stored plain and uncompressed (their
+    /// definition levels are a few bytes). A reader creates a compression context for every
+    /// compressed column chunk it opens, whatever its size, and an empty dictionary still
+    /// costs a page header and footer fields.
     empty: Vec<&'static str>,
 }
 
@@ -273,7 +277,7 @@ impl BlockShape {
     pub fn read_whole(batch: &RecordBatch) -> Self {
         let empty = columns()
             .into_iter()
-            .filter(|c| c.zstd)
+            .filter(|c| c.zstd || c.dictionary)
             .filter(|c| batch.column_by_name(c.name).is_some_and(no_value))
             .map(|c| c.name)
             .collect();
@@ -312,11 +316,12 @@ pub fn writer_properties(max_row_group: usize, shape: &BlockShape) -> WriterProp
         .set_offset_index_disabled(!shape.offset_index);
     for c in columns() {
         let path = ColumnPath::from(c.name);
-        props = props.set_column_dictionary_enabled(path.clone(), c.dictionary);
+        let empty = shape.empty.contains(&c.name);
+        props = props.set_column_dictionary_enabled(path.clone(), c.dictionary && !empty);
         if let Some(encoding) = c.encoding {
             props = props.set_column_encoding(path.clone(), encoding);
         }
-        if c.zstd && !shape.empty.contains(&c.name) {
+        if c.zstd && !empty {
             props = props.set_column_compression(path.clone(), zstd);
         }
         if !c.statistics {

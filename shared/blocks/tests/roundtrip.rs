@@ -254,6 +254,20 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
     assert!(matches!(codec(&chunks, "trace_id"), Compression::ZSTD(_)));
     assert!(matches!(codec(&chunks, "attributes"), Compression::ZSTD(_)));
     assert!(matches!(codec(&chunks, "events"), Compression::ZSTD(_)));
+    // ... nor dictionary-encoded (an empty dictionary is a page header and footer fields).
+    let dictionary = |name: &str| {
+        chunks
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .map(|c| c.dictionary_page_offset().is_some())
+            .expect("column")
+    };
+    assert!(!dictionary("http_method") && !dictionary("db_system"));
+    assert!(dictionary("service_name") && dictionary("resource_attributes"));
+    assert!(matches!(
+        codec(&chunks, "resource_attributes"),
+        Compression::ZSTD(_)
+    ));
     assert_eq!(trace_ids.min_bytes_opt(), Some(&[0u8; 16][..]));
     assert_eq!(trace_ids.max_bytes_opt(), Some(&199u128.to_be_bytes()[..]));
     assert_eq!(
