@@ -250,7 +250,8 @@ pub const PAGE_ROWS: usize = 4096;
 /// spans) stay far below it; only large compacted row groups of high-cardinality columns reach it.
 pub const DICTIONARY_PAGE_BYTES: usize = 8 << 10;
 
-/// How a block will be read, which decides what its file carries besides the data.
+/// What a block's file carries besides the data, decided by how it will be read and, when
+/// all of it is known before writing, by what it holds.
 #[derive(Debug, Clone)]
 pub struct BlockShape {
     /// Page locations, which a reader needs to read part of a column chunk. A block of at
@@ -259,22 +260,23 @@ pub struct BlockShape {
     offset_index: bool,
     /// Columns null in every row of the block: stored plain and uncompressed (their
     /// definition levels are a few bytes). A reader creates a compression context for every
-    /// compressed column chunk it opens, whatever its size, and an empty dictionary still
-    /// costs a page header and footer fields.
+    /// compressed column chunk it opens, whatever its size (and holds it while it reads the
+    /// chunk), and an empty dictionary still costs a page header and footer fields.
     empty: Vec<&'static str>,
 }
 
 impl BlockShape {
-    /// A large block (or a merge output), read in windows of pages.
-    pub fn read_in_pages() -> Self {
+    /// A block written batch by batch (a merge output): read in windows of pages, and what
+    /// its columns hold is not known until the end.
+    pub fn streamed() -> Self {
         BlockShape {
             offset_index: true,
             empty: Vec::new(),
         }
     }
 
-    /// A small block whose spans are all in `batch`, read whole.
-    pub fn read_whole(batch: &RecordBatch) -> Self {
+    /// A block whose spans are all in `batch`.
+    pub fn of(batch: &RecordBatch) -> Self {
         let empty = columns()
             .into_iter()
             .filter(|c| c.zstd || c.dictionary)
@@ -282,7 +284,7 @@ impl BlockShape {
             .map(|c| c.name)
             .collect();
         BlockShape {
-            offset_index: false,
+            offset_index: batch.num_rows() > PAGE_ROWS,
             empty,
         }
     }

@@ -81,7 +81,8 @@ pub(crate) async fn commit(
 /// Spans converted to Arrow at a time: the column writers keep only encoded pages, so memory
 /// stays near one chunk of spans in Arrow form however large the block.
 const ENCODE_CHUNK: usize = 8 * 1024;
-// A block small enough to be read whole is one chunk, so its first batch shows every column.
+// A block small enough to be read whole is one chunk, so its first batch shows every column
+// (and whether the block needs an offset index).
 const _: () = assert!(ENCODE_CHUNK >= schema::PAGE_ROWS);
 
 /// The order spans are stored in: by trace id, then start time, then span id. Sorting small
@@ -115,14 +116,14 @@ fn encode_parquet(
             arrow_schema::ArrowError::InvalidArgumentError("no spans to encode".into()),
         ));
     };
-    // A block of at most PAGE_ROWS spans is read whole, and is one batch here: it needs no
-    // offset index, and its columns without a value need no compression (a reader creates a
-    // compression context for every compressed column chunk it reads, BENCHMARKS.md).
-    let small = order.len() <= schema::PAGE_ROWS;
-    let shape = if small {
-        schema::BlockShape::read_whole(&first)
+    // A block of at most ENCODE_CHUNK spans is one batch here, so what its columns hold is
+    // known before the first page is written: its columns without a value need no
+    // compression or dictionary (a reader creates a compression context for every compressed
+    // column chunk it reads, BENCHMARKS.md); at most PAGE_ROWS spans, it needs no offset index.
+    let shape = if order.len() <= ENCODE_CHUNK {
+        schema::BlockShape::of(&first)
     } else {
-        schema::BlockShape::read_in_pages()
+        schema::BlockShape::streamed()
     };
     let options = ArrowWriterOptions::new()
         .with_properties(schema::writer_properties(row_group_spans, &shape))

@@ -249,7 +249,7 @@ pub async fn merge_data(
     let options = ArrowWriterOptions::new()
         .with_properties(schema::writer_properties(
             opts.row_group_spans.max(1),
-            &schema::BlockShape::read_in_pages(),
+            &schema::BlockShape::streamed(),
         ))
         .with_skip_arrow_metadata(true);
     let mut writer = AsyncArrowWriter::try_new_with_options(
