@@ -266,28 +266,32 @@ pub struct BlockShape {
 }
 
 impl BlockShape {
-    /// A block written batch by batch (a merge output): read in windows of pages, and what
-    /// its columns hold is not known until the end.
-    pub fn streamed() -> Self {
+    /// A block written batch by batch (a merge output), read in windows of pages; `empty`
+    /// says which columns are known, before the first batch, to be null in every row.
+    pub fn streamed(empty: impl Fn(&str) -> bool) -> Self {
         BlockShape {
             offset_index: true,
-            empty: Vec::new(),
+            empty: empty_columns(empty),
         }
     }
 
     /// A block whose spans are all in `batch`.
     pub fn of(batch: &RecordBatch) -> Self {
-        let empty = columns()
-            .into_iter()
-            .filter(|c| c.zstd || c.dictionary)
-            .filter(|c| batch.column_by_name(c.name).is_some_and(no_value))
-            .map(|c| c.name)
-            .collect();
         BlockShape {
             offset_index: batch.num_rows() > PAGE_ROWS,
-            empty,
+            empty: empty_columns(|name| batch.column_by_name(name).is_some_and(no_value)),
         }
     }
+}
+
+/// The columns stored differently when `empty` (those with a dictionary or compression).
+fn empty_columns(empty: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    columns()
+        .into_iter()
+        .filter(|c| c.zstd || c.dictionary)
+        .filter(|c| empty(c.name))
+        .map(|c| c.name)
+        .collect()
 }
 
 /// Whether a column holds nothing: every row null. (Empty strings are not nothing: stored

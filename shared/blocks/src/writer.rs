@@ -123,7 +123,7 @@ fn encode_parquet(
     let shape = if order.len() <= ENCODE_CHUNK {
         schema::BlockShape::of(&first)
     } else {
-        schema::BlockShape::streamed()
+        schema::BlockShape::streamed(|_| false)
     };
     let options = ArrowWriterOptions::new()
         .with_properties(schema::writer_properties(row_group_spans, &shape))

@@ -248,3 +248,101 @@ async fn dictionaries_stay_within_their_cap_however_large_the_row_group() {
     assert_eq!(spans.len(), 1);
     assert_eq!(spans[0].name, "GET /items/1-11999");
 }
+
+/// Each output column chunk's name, codec and whether it has a dictionary page.
+fn chunk_shapes(
+    dir: &std::path::Path,
+    meta: &tempest_blocks::BlockMeta,
+) -> Vec<(String, parquet::basic::Compression, bool)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let path = dir.join(&meta.tenant).join(&meta.block_id).join("data.parquet");
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(path).expect("open")).expect("parquet");
+    reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns().iter())
+        .map(|c| {
+            (
+                c.column_path().string(),
+                c.compression(),
+                c.dictionary_page_offset().is_some(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_null_in_every_input_is_stored_plain_in_the_output() {
+    use parquet::basic::Compression;
+    let dir = tempfile::tempdir().expect("dir");
+    let loc = Location::open(&dir.path().to_string_lossy()).expect("store");
+    let tenant = TenantId::parse(Some("t")).expect("tenant");
+    let base = 1_700_000_000_000_000_000u64;
+    let blocks: Vec<Vec<Span>> = (0..3u8)
+        .map(|b| {
+            (0..20u8)
+                .map(|n| span(b, n, SpanKind::Server, base + u64::from(n)))
+                .collect()
+        })
+        .collect();
+    let mut metas = Vec::new();
+    for spans in &blocks {
+        metas.push(
+            writer::write_block(&loc, &tenant, spans.clone())
+                .await
+                .expect("write")
+                .expect("block"),
+        );
+    }
+    let out = merge(&loc, &tenant, &metas, MergeOptions::default())
+        .await
+        .expect("merge")
+        .expect("output");
+    let shapes = chunk_shapes(dir.path(), &out);
+    let shape = |name: &str| {
+        shapes
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, c, d)| (*c, *d))
+            .expect("column")
+    };
+    // No input has a URL or a statement: neither does the output, so nothing to compress.
+    assert_eq!(shape("url_full"), (Compression::UNCOMPRESSED, false));
+    assert_eq!(shape("db_system"), (Compression::UNCOMPRESSED, false));
+    // Columns with values keep their codec and dictionary.
+    assert!(matches!(shape("attributes").0, Compression::ZSTD(_)));
+    assert!(shape("service_name").1);
+    // parent_span_id keeps no statistics, so whether it is empty is not known: compressed.
+    assert!(matches!(shape("parent_span_id").0, Compression::ZSTD(_)));
+
+    // One input span with a URL: the output's column holds it, compressed as usual.
+    let mut with_url = span(9, 1, SpanKind::Client, base);
+    with_url
+        .attributes
+        .push(KeyValue::str("url.full", "https://example.com/a"));
+    metas.push(
+        writer::write_block(&loc, &tenant, vec![with_url.clone()])
+            .await
+            .expect("write")
+            .expect("block"),
+    );
+    let out = merge(&loc, &tenant, &metas, MergeOptions::default())
+        .await
+        .expect("merge")
+        .expect("output");
+    let shapes = chunk_shapes(dir.path(), &out);
+    assert!(
+        shapes
+            .iter()
+            .any(|(n, c, _)| n == "url_full" && matches!(c, Compression::ZSTD(_)))
+    );
+    let got = reader::read_spans(&loc, &out).await.expect("read");
+    assert_eq!(got.len(), 61);
+    let read = got
+        .iter()
+        .find(|s| s.trace_id == [9; 16])
+        .expect("span with a URL");
+    assert_eq!(read.attributes, with_url.attributes);
+}

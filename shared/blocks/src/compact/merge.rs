@@ -249,7 +249,10 @@ pub async fn merge_data(
     let options = ArrowWriterOptions::new()
         .with_properties(schema::writer_properties(
             opts.row_group_spans.max(1),
-            &schema::BlockShape::streamed(),
+            // A column null in every row of every input is null in the output.
+            &schema::BlockShape::streamed(|column| {
+                sources.iter().all(|s| s.stream.all_null(column))
+            }),
         ))
         .with_skip_arrow_metadata(true);
     let mut writer = AsyncArrowWriter::try_new_with_options(

@@ -54,6 +54,19 @@ impl Windowed {
         })
     }
 
+    /// Whether `column` is null in every row of the block, by its footer's statistics
+    /// (`false` where a row group has none).
+    pub(super) fn all_null(&self, column: &str) -> bool {
+        self.metadata.metadata().row_groups().iter().all(|rg| {
+            rg.columns()
+                .iter()
+                .find(|c| c.column_path().string() == column)
+                .and_then(|c| c.statistics())
+                .and_then(|st| st.null_count_opt())
+                .is_some_and(|nulls| i64::try_from(nulls).is_ok_and(|n| n == rg.num_rows()))
+        })
+    }
+
     /// The next batch of rows, in stored order; `None` at the end.
     pub(super) async fn next(&mut self) -> Result<Option<RecordBatch>, BlockError> {
         loop {
