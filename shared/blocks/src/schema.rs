@@ -266,8 +266,9 @@ pub struct BlockShape {
 }
 
 impl BlockShape {
-    /// A block written batch by batch (a merge output), read in windows of pages; `empty`
-    /// says which columns are known, before the first batch, to be null in every row.
+    /// A block written batch by batch (a merge output, or an ingested block larger than one
+    /// encoding batch), read in windows of pages; `empty` says which columns are known,
+    /// before the first batch, to be null in every row.
     pub fn streamed(empty: impl Fn(&str) -> bool) -> Self {
         BlockShape {
             offset_index: true,
