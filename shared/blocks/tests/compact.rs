@@ -255,7 +255,10 @@ fn chunk_shapes(
     meta: &tempest_blocks::BlockMeta,
 ) -> Vec<(String, parquet::basic::Compression, bool)> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let path = dir.join(&meta.tenant).join(&meta.block_id).join("data.parquet");
+    let path = dir
+        .join(&meta.tenant)
+        .join(&meta.block_id)
+        .join("data.parquet");
     let reader =
         SerializedFileReader::new(std::fs::File::open(path).expect("open")).expect("parquet");
     reader
