@@ -5,13 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tempest_blocks::compact::{MergeOptions, merge};
 use tempest_blocks::scan::Footer;
 use tempest_blocks::store::Location;
-use tempest_blocks::{reader, writer};
+use tempest_blocks::{BlockMeta, reader, writer};
 use tempest_core::TenantId;
 use tempest_traces::{KeyValue, Resource, Scope, Span, SpanKind};
 
@@ -50,6 +52,20 @@ fn identity(s: &Span) -> Identity {
     )
 }
 
+/// Writes each batch as one block.
+async fn write_blocks(loc: &Location, tenant: &TenantId, blocks: &[Vec<Span>]) -> Vec<BlockMeta> {
+    let mut metas = Vec::new();
+    for spans in blocks {
+        metas.push(
+            writer::write_block(loc, tenant, spans.clone())
+                .await
+                .expect("write")
+                .expect("block"),
+        );
+    }
+    metas
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_keeps_every_distinct_span_once_in_order() {
     let loc = Location::open("memory://").expect("store");
@@ -68,15 +84,7 @@ async fn merge_keeps_every_distinct_span_once_in_order() {
     blocks[3].push(span(7, 9, SpanKind::Server, base + 500));
     blocks.push(blocks[2].clone());
     blocks[5].push(span(99, 1, SpanKind::Internal, base));
-    let mut metas = Vec::new();
-    for spans in &blocks {
-        metas.push(
-            writer::write_block(&loc, &tenant, spans.clone())
-                .await
-                .expect("write")
-                .expect("block"),
-        );
-    }
+    let metas = write_blocks(&loc, &tenant, &blocks).await;
     let want: BTreeSet<_> = blocks.iter().flatten().map(identity).collect();
 
     let opts = MergeOptions {
@@ -249,33 +257,6 @@ async fn dictionaries_stay_within_their_cap_however_large_the_row_group() {
     assert_eq!(spans[0].name, "GET /items/1-11999");
 }
 
-/// Each output column chunk's name, codec and whether it has a dictionary page.
-fn chunk_shapes(
-    dir: &std::path::Path,
-    meta: &tempest_blocks::BlockMeta,
-) -> Vec<(String, parquet::basic::Compression, bool)> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let path = dir
-        .join(&meta.tenant)
-        .join(&meta.block_id)
-        .join("data.parquet");
-    let reader =
-        SerializedFileReader::new(std::fs::File::open(path).expect("open")).expect("parquet");
-    reader
-        .metadata()
-        .row_groups()
-        .iter()
-        .flat_map(|rg| rg.columns().iter())
-        .map(|c| {
-            (
-                c.column_path().string(),
-                c.compression(),
-                c.dictionary_page_offset().is_some(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_null_in_every_input_is_stored_plain_in_the_output() {
     use parquet::basic::Compression;
@@ -290,25 +271,17 @@ async fn a_column_null_in_every_input_is_stored_plain_in_the_output() {
                 .collect()
         })
         .collect();
-    let mut metas = Vec::new();
-    for spans in &blocks {
-        metas.push(
-            writer::write_block(&loc, &tenant, spans.clone())
-                .await
-                .expect("write")
-                .expect("block"),
-        );
-    }
+    let mut metas = write_blocks(&loc, &tenant, &blocks).await;
     let out = merge(&loc, &tenant, &metas, MergeOptions::default())
         .await
         .expect("merge")
         .expect("output");
-    let shapes = chunk_shapes(dir.path(), &out);
+    let chunks = common::column_chunks(dir.path(), &out);
     let shape = |name: &str| {
-        shapes
+        chunks
             .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, c, d)| (*c, *d))
+            .find(|c| c.column_path().string() == name)
+            .map(|c| (c.compression(), c.dictionary_page_offset().is_some()))
             .expect("column")
     };
     // No input has a URL or a statement: neither does the output, so nothing to compress.
@@ -335,11 +308,11 @@ async fn a_column_null_in_every_input_is_stored_plain_in_the_output() {
         .await
         .expect("merge")
         .expect("output");
-    let shapes = chunk_shapes(dir.path(), &out);
     assert!(
-        shapes
+        common::column_chunks(dir.path(), &out)
             .iter()
-            .any(|(n, c, _)| n == "url_full" && matches!(c, Compression::ZSTD(_)))
+            .any(|c| c.column_path().string() == "url_full"
+                && matches!(c.compression(), Compression::ZSTD(_)))
     );
     let got = reader::read_spans(&loc, &out).await.expect("read");
     assert_eq!(got.len(), 61);

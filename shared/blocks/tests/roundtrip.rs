@@ -1,5 +1,7 @@
 //! Spans written as a block read back identical, on a local folder and in memory.
 
+mod common;
+
 use std::sync::Arc;
 
 use tempest_blocks::store::Location;
@@ -185,24 +187,6 @@ fn spans_in_traces(count: u32, traces: u32) -> Vec<Span> {
         .collect()
 }
 
-/// The metadata of every column chunk of a block's data file, as its footer records it.
-fn column_chunks(
-    dir: &std::path::Path,
-    tenant: &str,
-    meta: &tempest_blocks::BlockMeta,
-) -> Vec<parquet::file::metadata::ColumnChunkMetaData> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let path = dir.join(tenant).join(&meta.block_id).join("data.parquet");
-    let reader =
-        SerializedFileReader::new(std::fs::File::open(path).expect("open")).expect("parquet");
-    reader
-        .metadata()
-        .row_groups()
-        .iter()
-        .flat_map(|rg| rg.columns().iter().cloned())
-        .collect()
-}
-
 /// The bloom filter is sized for the block's traces, not its spans (a trace has several), and
 /// still admits every trace of the block and few others. A block small enough to be read whole
 /// has no offset index, a footer without the optional parts (encoding and size statistics) and
@@ -230,7 +214,7 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
         false_positives < 20,
         "{false_positives} of 10,000 absent ids admitted"
     );
-    let chunks = column_chunks(dir.path(), "sizes", &meta);
+    let chunks = common::column_chunks(dir.path(), &meta);
     assert!(chunks.iter().all(|c| c.offset_index_length().is_none()
         && c.page_encoding_stats().is_none()
         && c.unencoded_byte_array_data_bytes().is_none()
@@ -280,7 +264,7 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
         .await
         .expect("write")
         .expect("non-empty");
-    let chunks = column_chunks(dir.path(), "sizes", &meta);
+    let chunks = common::column_chunks(dir.path(), &meta);
     assert!(chunks.iter().all(|c| c.offset_index_length().is_some()));
     // Read in windows of pages, but written in one batch: the empty columns are known.
     assert_eq!(codec(&chunks, "url_full"), Compression::UNCOMPRESSED);
@@ -297,7 +281,7 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
         .await
         .expect("write")
         .expect("non-empty");
-    let chunks = column_chunks(dir.path(), "sizes", &meta);
+    let chunks = common::column_chunks(dir.path(), &meta);
     assert!(matches!(codec(&chunks, "url_full"), Compression::ZSTD(_)));
     assert_eq!(
         normalise(reader::read_spans(&loc, &meta).await.expect("read")),
