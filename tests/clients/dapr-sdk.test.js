@@ -22,6 +22,7 @@ const {
   StateConcurrencyEnum,
   LogLevel,
 } = require("@dapr/dapr");
+const { parseSdkError } = require("./sdk-errors");
 
 const DAPR_HOST = "127.0.0.1";
 const DAPR_HTTP_PORT = process.env.DAPR_HTTP_PORT;
@@ -76,25 +77,6 @@ function within(ms, what, promise) {
       timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-// The SDK's HTTP client throws (or, for state.save/state.delete, returns as {error})
-// an Error whose message is JSON: {error: statusText, error_msg: body, status}.
-function parseSdkError(err) {
-  assert.ok(err instanceof Error, `expected an Error, got ${JSON.stringify(err)}`);
-  let parsed;
-  try {
-    parsed = JSON.parse(err.message);
-  } catch {
-    assert.fail(`SDK error is not the HTTP error shape: ${err.message}`);
-  }
-  let body = parsed.error_msg;
-  try {
-    body = JSON.parse(parsed.error_msg);
-  } catch {
-    // not JSON; keep the text
-  }
-  return { status: parsed.status, body, raw: err.message };
 }
 
 before(

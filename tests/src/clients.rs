@@ -1,9 +1,43 @@
-//! The real client programs the tests drive (tests/clients): the OpenTelemetry Python SDK.
+//! The real client programs the tests drive (tests/clients): the OpenTelemetry Python SDK and
+//! the Dapr JS SDK.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
+
+/// Runs the Dapr JS SDK test script `script` (in tests/clients) with node's test runner and
+/// `env`; `Err` carries the runner's output when a test failed or none ran, `Ok` the output.
+pub async fn dapr_sdk_tests(
+    script: &str,
+    env: Vec<(&'static str, String)>,
+) -> Result<String, String> {
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients");
+    assert!(
+        clients.join("node_modules/@dapr/dapr").exists(),
+        "@dapr/dapr is not installed: run `npm ci` in tests/clients (scripts/test does)"
+    );
+    let script = script.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("--test")
+            .arg(script)
+            .current_dir(&clients)
+            .envs(env)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("node must be installed");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    let passed = out.status.success() && text.contains("# fail 0") && !text.contains("# pass 0");
+    if passed { Ok(text) } else { Err(text) }
+}
 
 /// Runs the OpenTelemetry Python SDK exporter script; returns the exported trace id and the
 /// SDK's own description of every exported span.

@@ -2,7 +2,9 @@
 //! `wasmtime serve` (Wasmtime is the engine Spin runs components on; Spin itself cannot be
 //! installed here) the way Spin serves it: a fresh instance for every request, the function and
 //! its configuration from the component's environment, blocks in a mounted folder. Real clients
-//! send the spans: the OpenTelemetry Python SDK over OTLP/HTTP and its Zipkin exporter.
+//! send the spans (the OpenTelemetry Python SDK over OTLP/HTTP and its Zipkin exporter) and
+//! call the Dapr API (the Dapr JS SDK), whose components reach Azurite and a Key Vault
+//! stand-in over the host's outgoing HTTP.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -344,12 +346,22 @@ async fn spin_component_refuses_bad_input_and_writes_nothing() {
 
     // A component that is not told its function, or told a function this host does not
     // serve, answers every request with why.
-    for (function, says) in [
-        (None, "TEMPEST_FUNCTION is not set"),
-        (Some("compact"), "not an HTTP function"),
-        (Some("state"), "not served by the WebAssembly host"),
+    // A component type whose driver is not in the component says so.
+    let redis = tempest_tests::component(
+        "statestore",
+        "state.redis",
+        &[("redisHost", "127.0.0.1:6379")],
+    );
+    for (function, env, says) in [
+        (None, vec![], "TEMPEST_FUNCTION is not set"),
+        (Some("compact"), vec![], "not an HTTP function"),
+        (
+            Some("state"),
+            vec![("TEMPEST_COMPONENTS", redis)],
+            "state.redis (not in this build",
+        ),
     ] {
-        let served = serve(function, Some(data.path()), &[]).await;
+        let served = serve(function, Some(data.path()), &env).await;
         let resp = http
             .get(format!("{}/v1.0/state/store/key", served.url))
             .send()
@@ -361,8 +373,114 @@ async fn spin_component_refuses_bad_input_and_writes_nothing() {
     }
 }
 
+/// The Dapr functions in the component, driven by the Dapr JS SDK (tests/clients/
+/// dapr-sdk-spin.test.js): invocation of the SDK's own app server, state on Azurite's Table
+/// service, publishing to Azurite's Queue service (read back here from the subscriber's
+/// queue), secrets from Key Vault through a managed identity and from a mounted file.
+#[tokio::test]
+async fn spin_component_serves_the_dapr_api_to_the_dapr_js_sdk() {
+    use tempest_building_blocks::pubsub::Broker;
+    use tempest_tests::emulators::{AZURITE_ACCOUNT, azurite};
+    let (_tables, _tdata, table_url) = azurite("table").await;
+    let (_queues, _qdata, queue_url) = azurite("queue").await;
+    let kv = tempest_tests::keyvault::KeyVault::start().await;
+    kv.put("db-password", "s3cret", true);
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(data.path().join("secrets.json"), r#"{"mysecret":"s3cr3t"}"#)
+        .expect("write secrets");
+    let account = |url: &str| {
+        vec![
+            ("accountName", AZURITE_ACCOUNT.0.to_owned()),
+            ("accountKey", AZURITE_ACCOUNT.1.to_owned()),
+            ("serviceURL", url.to_owned()),
+        ]
+    };
+    let mut table = account(&table_url);
+    table.push(("tableName", "spinstate".into()));
+    let queue = account(&queue_url);
+    let doc = |name: &str, type_name: &str, md: &[(&'static str, String)]| {
+        let md: Vec<(&str, &str)> = md.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        tempest_tests::component(name, type_name, &md)
+    };
+    let components = [
+        doc("tables", "state.azure.tablestorage", &table),
+        doc("queues", "pubsub.azure.storagequeues", &queue),
+        doc(
+            "vault",
+            "secretstores.azure.keyvault",
+            &[("vaultName", kv.url.clone())],
+        ),
+        doc(
+            "files",
+            "secretstores.local.file",
+            &[("secretsFile", "/data/secrets.json".into())],
+        ),
+    ]
+    .join("---\n");
+
+    // The subscriber's queue, made as `deliver` makes it, so a publish has somewhere to go.
+    let md = |fields: &[(&'static str, String)]| tempest_components::metadata::Metadata {
+        component: "queues".into(),
+        values: fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    };
+    let broker =
+        tempest_components::pubsub::storagequeues::StorageQueueBroker::connect(&md(&queue))
+            .await
+            .expect("connect to Azurite's queues");
+    broker
+        .ensure_group("orders", "shop")
+        .await
+        .expect("the subscriber's queue");
+
+    let app_port = tempest_tests::free_port();
+    // Any Dapr function's component serves the whole Dapr router; spin.toml routes each
+    // function's paths to its own component.
+    let served = serve(
+        Some("state"),
+        Some(data.path()),
+        &[
+            ("TEMPEST_COMPONENTS", components),
+            (
+                "TEMPEST_APPS",
+                format!("orders=http://127.0.0.1:{app_port}"),
+            ),
+            ("IDENTITY_ENDPOINT", format!("{}/msi/token", kv.url)),
+            (
+                "IDENTITY_HEADER",
+                tempest_tests::keyvault::IDENTITY_HEADER.to_owned(),
+            ),
+        ],
+    )
+    .await;
+    let port = served.url.rsplit(':').next().expect("port").to_owned();
+    let run = format!("spin-{}", std::process::id());
+    let env = vec![
+        ("DAPR_HTTP_PORT", port),
+        ("APP_PORT", app_port.to_string()),
+        ("RUN", run.clone()),
+    ];
+    if let Err(out) = tempest_tests::clients::dapr_sdk_tests("dapr-sdk-spin.test.js", env).await {
+        panic!("Dapr JS SDK tests through the component failed:\n{out}");
+    }
+
+    // What the SDK published is on the subscriber's queue, as a CloudEvent.
+    let messages = broker
+        .fetch("orders", "shop", 10, std::time::Duration::from_secs(5))
+        .await
+        .expect("fetch");
+    assert_eq!(messages.len(), 1, "one message published");
+    let event: Value = serde_json::from_slice(&messages[0].data).expect("a CloudEvent");
+    assert_eq!(event["data"], serde_json::json!({"orderId": 7, "run": run}));
+    assert_eq!(event["topic"], "orders");
+    assert_eq!(event["pubsubname"], "queues");
+    assert!(kv.calls("msi") >= 1, "the managed identity was asked");
+}
+
 #[test]
-fn spin_toml_routes_every_receiver_and_the_query_api() {
+fn spin_toml_routes_the_dapr_api_every_receiver_and_the_query_api() {
     let manifest = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/spin/spin.toml"),
     )
@@ -381,6 +499,14 @@ fn spin_toml_routes_every_receiver_and_the_query_api() {
         })
         .collect();
     for (route, component) in [
+        ("/v1.0/invoke/...", "invoke"),
+        ("/v1.0/state/...", "state"),
+        ("/v1.0-alpha1/state/...", "state"),
+        ("/v1.0/publish/...", "publish"),
+        ("/v1.0-alpha1/publish/...", "publish"),
+        ("/v1.0/secrets/...", "secrets"),
+        ("/v1.0/metadata/...", "metadata"),
+        ("/v1.0/healthz/...", "metadata"),
         ("/v1/traces", "ingest"),
         ("/api/v2/spans", "ingest"),
         ("/api/traces", "ingest"),

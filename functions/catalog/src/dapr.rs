@@ -1,5 +1,5 @@
-//! The Dapr functions (invoke, state, publish, secrets, metadata, deliver): native hosts only,
-//! since the components' drivers and `reqwest` (the client for apps) do not build for wasm32.
+//! The Dapr functions (invoke, state, publish, secrets, metadata, deliver), on every host; in a
+//! WebAssembly component with the components that build there (see `tempest_components`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,8 +67,13 @@ pub fn start_delivery(rt: Arc<Runtime>) -> Vec<tokio::task::JoinHandle<()>> {
 async fn discover(rt: Arc<Runtime>, app_id: String, url: String) {
     let mut pause = Duration::from_millis(250);
     let subs = loop {
-        match subscription::fetch_programmatic(&rt.http, &app_id, &url, rt.app_api_token.as_deref())
-            .await
+        match subscription::fetch_programmatic(
+            rt.http.as_ref(),
+            &app_id,
+            &url,
+            rt.app_api_token.as_deref(),
+        )
+        .await
         {
             Ok(Some(subs)) => break subs,
             Ok(None) => tracing::debug!(app = %app_id, "app not reachable yet; asking again"),

@@ -6,13 +6,8 @@ use std::time::Duration;
 
 use axum::Router;
 
-#[cfg(not(target_arch = "wasm32"))]
 mod dapr;
-#[cfg(not(target_arch = "wasm32"))]
 mod http_invoker;
-#[cfg(target_arch = "wasm32")]
-mod wasi_invoker;
-#[cfg(not(target_arch = "wasm32"))]
 pub use dapr::{dapr_http, pushed_delivery, runtime, start_delivery};
 
 /// How a function is triggered.
@@ -100,12 +95,7 @@ pub const CATALOG: &[Function] = &[
 pub async fn http_function(name: &str, config: &tempest_core::Config) -> anyhow::Result<Router> {
     let storage = config.traces_storage();
     Ok(match name {
-        #[cfg(not(target_arch = "wasm32"))]
         name if DAPR_FUNCTIONS.contains(&name) => dapr_http(runtime(config).await?),
-        #[cfg(target_arch = "wasm32")]
-        name if DAPR_FUNCTIONS.contains(&name) => anyhow::bail!(
-            "{name:?} is not served by the WebAssembly host yet: it needs an HTTP client for apps"
-        ),
         "ingest" => {
             let r = ingest_receivers(&storage, config.traces.max_body_size, false)?;
             tenant_gate(
@@ -263,27 +253,8 @@ pub fn ingest_receivers(
 /// as tasks of this process, or, given a `search-worker` URL, each in a worker reached by an
 /// HTTP POST of the job.
 pub fn query_http(storage: &str, search_worker: Option<&str>) -> anyhow::Result<Router> {
-    #[cfg(not(target_arch = "wasm32"))]
     let invoker = search_worker.map(http_invoker::HttpInvoker::to);
-    #[cfg(target_arch = "wasm32")]
-    let invoker = search_worker.map(wasi_invoker::WasiInvoker::to);
     query_with_workers(storage, invoker)
-}
-
-/// A search worker's answer to a POSTed job: its body, or an error naming `url`, the status and
-/// what the worker said.
-fn worker_answer(
-    url: &str,
-    status: axum::http::StatusCode,
-    body: &[u8],
-) -> Result<Vec<u8>, String> {
-    if !status.is_success() {
-        return Err(format!(
-            "POST {url}: {status}: {}",
-            String::from_utf8_lossy(body)
-        ));
-    }
-    Ok(body.to_vec())
 }
 
 /// The `query` function with its search jobs sent through `invoker` (a host's own way to call

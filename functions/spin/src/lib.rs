@@ -5,9 +5,10 @@
 //! becomes an `http::Request` for the same router the other hosts serve, and its answer goes
 //! back as the Spin response.
 //!
-//! The trace functions (`ingest`, `query`, `search-worker`) are served; the Dapr functions need
-//! an HTTP client for apps and component drivers that do not build for wasm32 yet, and are
-//! refused with the reason at start.
+//! Every HTTP function is served: the Dapr API (`invoke`, `state`, `publish`, `secrets`,
+//! `metadata`) with the components that reach their services over HTTP, and the trace functions
+//! (`ingest`, `query`, `search-worker`). Outgoing calls (apps, Azure, S3, search workers) go
+//! through the host's `wasi:http`.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -45,7 +46,8 @@ fn build() -> anyhow::Result<Router> {
 }
 
 /// Runs a future to completion on a one-thread runtime with timers: the shared code's futures
-/// wait only on tokio's own timers and channels; files and outgoing HTTP are blocking WASI calls.
+/// wait only on tokio's own timers, locks and channels; files and outgoing HTTP are blocking
+/// WASI calls.
 fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()

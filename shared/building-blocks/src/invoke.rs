@@ -190,17 +190,24 @@ async fn forward(
         set_header(&mut headers, "dapr-api-token", token);
     }
 
+    let bad_request = |e: tempest_http::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ERR_DIRECT_INVOKE",
+            format!("failed to invoke, id: {}, err: {e}", req.app_id),
+        )
+    };
+    let mut request = http::Request::builder()
+        .method(req.method.clone())
+        .uri(tempest_http::uri(&url).map_err(bad_request)?);
+    if let Some(h) = request.headers_mut() {
+        *h = headers;
+    }
+    let request = tempest_http::build(request, req.body.clone()).map_err(bad_request)?;
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 0;
     let resp = loop {
-        let sent = rt
-            .http
-            .request(req.method.clone(), &url)
-            .headers(headers.clone())
-            .body(req.body.clone())
-            .send()
-            .await;
-        match sent {
+        match rt.http.send(request.clone()).await {
             Ok(resp) => break resp,
             // Only a failed connection is retried: nothing reached the app, so a retry cannot
             // run a non-idempotent request twice.
@@ -219,19 +226,10 @@ async fn forward(
             }
         }
     };
-    let status = resp.status();
-    let mut resp_headers = resp.headers().clone();
+    let (parts, body) = resp.into_parts();
+    let status = parts.status;
+    let mut resp_headers = parts.headers;
     strip_hop_by_hop(&mut resp_headers);
-    let body = resp.bytes().await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ERR_DIRECT_INVOKE",
-            format!(
-                "failed to invoke, id: {}, err: reading response: {e}",
-                req.app_id
-            ),
-        )
-    })?;
     set_header(&mut resp_headers, "traceparent", &trace.traceparent());
     Ok(InvokeResponse {
         status,

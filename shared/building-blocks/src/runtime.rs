@@ -99,8 +99,9 @@ pub struct Runtime {
     pub subscriptions: RwLock<Vec<Subscription>>,
     /// Attributes set with `PUT /v1.0/metadata/<key>`.
     pub extended_metadata: RwLock<BTreeMap<String, String>>,
-    /// HTTP client for calls to apps (keeps connections alive).
-    pub http: reqwest::Client,
+    /// HTTP client for calls to apps (the platform's: `reqwest` keeping connections alive, or
+    /// `wasi:http` in a WebAssembly component).
+    pub http: Arc<dyn tempest_http::HttpClient>,
     /// Required `dapr-api-token`, if any.
     pub api_token: Option<String>,
     /// Token sent to apps as `dapr-api-token`, if any.
@@ -120,10 +121,7 @@ impl Runtime {
             secrets: BTreeMap::new(),
             subscriptions: RwLock::new(Vec::new()),
             extended_metadata: RwLock::new(BTreeMap::new()),
-            http: reqwest::Client::builder()
-                .pool_idle_timeout(std::time::Duration::from_secs(90))
-                .build()
-                .unwrap_or_default(),
+            http: tempest_http::client(),
             api_token: None,
             app_api_token: None,
             max_body_size: 4 << 20,

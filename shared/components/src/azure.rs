@@ -6,11 +6,15 @@
 //! Functions host sets). The official Rust SDKs take tokens only, so they cannot reach Azurite;
 //! the few documented calls the components make are made here directly.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
+use http::{HeaderValue, Method, header};
 use sha2::{Digest, Sha256};
+use tempest_http::{HttpClient, Request, Response};
 use tokio::sync::Mutex;
 
 use crate::ComponentError;
@@ -69,7 +73,7 @@ struct Token {
 pub struct Credential {
     auth: Auth,
     service: Service,
-    http: reqwest::Client,
+    http: Arc<dyn HttpClient>,
     token: Mutex<Option<Token>>,
 }
 
@@ -133,35 +137,24 @@ impl Credential {
         Ok(Credential {
             auth,
             service,
-            http: reqwest::Client::new(),
+            http: tempest_http::client(),
             token: Mutex::new(None),
         })
     }
 
-    /// A request to the service, to be sent with [`Credential::send`].
-    pub fn request(
-        &self,
-        method: reqwest::Method,
-        url: impl reqwest::IntoUrl,
-    ) -> reqwest::RequestBuilder {
-        self.http.request(method, url)
-    }
-
-    /// Signs and sends a request built with [`Credential::request`].
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
-        let mut req = req.build().map_err(|e| e.to_string())?;
+    /// Signs and sends a request to the service.
+    pub async fn send(&self, mut req: Request) -> Result<Response, String> {
         self.authorize(&mut req).await?;
-        self.http.execute(req).await.map_err(|e| e.to_string())
+        self.http.send(req).await.map_err(|e| e.to_string())
     }
 
-    /// Adds the `Authorization` (and, for storage, `x-ms-date`/`x-ms-version`) headers to a
-    /// built request.
-    async fn authorize(&self, req: &mut reqwest::Request) -> Result<(), String> {
+    /// Adds the `Authorization` (and, for storage, `x-ms-date`/`x-ms-version`) headers.
+    async fn authorize(&self, req: &mut Request) -> Result<(), String> {
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let headers = req.headers_mut();
         if self.service != Service::Vault {
-            headers.insert("x-ms-date", header(&date)?);
-            headers.insert("x-ms-version", header(STORAGE_VERSION)?);
+            headers.insert("x-ms-date", header_value(&date)?);
+            headers.insert("x-ms-version", header_value(STORAGE_VERSION)?);
         }
         let value = match &self.auth {
             Auth::SharedKey { account, key } => {
@@ -171,7 +164,7 @@ impl Credential {
             _ => format!("Bearer {}", self.bearer().await?),
         };
         req.headers_mut()
-            .insert(reqwest::header::AUTHORIZATION, header(&value)?);
+            .insert(header::AUTHORIZATION, header_value(&value)?);
         Ok(())
     }
 
@@ -197,15 +190,16 @@ impl Credential {
                 tenant,
                 client,
                 secret,
-            } => self
-                .http
-                .post(format!("{authority}/{tenant}/oauth2/v2.0/token"))
-                .form(&[
+            } => tempest_http::build(
+                http::Request::post(format!("{authority}/{tenant}/oauth2/v2.0/token"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+                tempest_http::form([
                     ("grant_type", "client_credentials"),
                     ("client_id", client.as_str()),
                     ("client_secret", secret.as_str()),
                     ("scope", &format!("{}/.default", self.service.resource())),
                 ]),
+            ),
             Auth::ManagedIdentity {
                 endpoint,
                 header,
@@ -218,20 +212,21 @@ impl Credential {
                 if let Some(c) = client {
                     query.push(("client_id", c));
                 }
-                self.http
-                    .get(endpoint)
-                    .query(&query)
-                    .header("X-IDENTITY-HEADER", header)
+                tempest_http::build(
+                    http::Request::get(tempest_http::with_query(endpoint, query))
+                        .header("X-IDENTITY-HEADER", header),
+                    Bytes::new(),
+                )
             }
-        };
-        let resp = req
-            .send()
+        }
+        .map_err(|e| format!("token request: {e}"))?;
+        let resp = self
+            .http
+            .send(req)
             .await
             .map_err(|e| format!("token request failed: {e}"))?;
         let status = resp.status();
-        let body: serde_json::Value = resp
-            .json()
-            .await
+        let body: serde_json::Value = serde_json::from_slice(resp.body())
             .map_err(|e| format!("token response is not JSON: {e}"))?;
         if !status.is_success() {
             let field = |name| body.get(name).and_then(|v| v.as_str()).unwrap_or("");
@@ -266,18 +261,19 @@ impl Credential {
     }
 }
 
-fn header(value: &str) -> Result<reqwest::header::HeaderValue, String> {
-    reqwest::header::HeaderValue::from_str(value).map_err(|e| format!("bad header value: {e}"))
+fn header_value(value: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(value).map_err(|e| format!("bad header value: {e}"))
 }
 
 /// Shared Key Lite's string to sign, which the Blob, Queue and Table services all accept: for
 /// Table the date and resource only, for the others the verb, content headers and `x-ms-*`
 /// headers too. The resource is the account and the URL's path (an emulator's path starts
 /// with the account again, and that is what it expects), plus `comp` if present.
-fn string_to_sign(req: &reqwest::Request, account: &str, service: Service) -> String {
-    let url = req.url();
+fn string_to_sign(req: &Request, account: &str, service: Service) -> String {
+    let url = req.uri();
     let mut resource = format!("/{account}{}", url.path());
-    if let Some((_, comp)) = url.query_pairs().find(|(k, _)| k == "comp") {
+    let query = form_urlencoded::parse(url.query().unwrap_or("").as_bytes());
+    if let Some((_, comp)) = query.into_iter().find(|(k, _)| k == "comp") {
         resource.push_str("?comp=");
         resource.push_str(&comp);
     }
@@ -337,15 +333,29 @@ pub fn service_url(md: &Metadata, account: &str, service: &str) -> String {
         .unwrap_or_else(|| format!("https://{account}.{service}.core.windows.net"))
 }
 
+/// A request to an Azure service: `method` on `url`, with `headers` and `body`.
+pub fn request(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Request, String> {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    tempest_http::build(builder, body).map_err(|e| e.to_string())
+}
+
 /// The error code and message of a failed storage or Key Vault response (JSON or XML body).
-pub async fn describe(resp: reqwest::Response) -> String {
+pub fn describe(resp: &Response) -> String {
     let status = resp.status();
     let code = resp
         .headers()
         .get("x-ms-error-code")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = resp.text().await.unwrap_or_default();
+    let body = tempest_http::text(resp);
     let message = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| {

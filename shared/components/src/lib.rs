@@ -9,6 +9,7 @@ pub mod metadata;
 pub mod pubsub;
 pub mod registry;
 pub mod secrets;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod state;
 

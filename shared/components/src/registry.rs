@@ -19,6 +19,7 @@ use tempest_building_blocks::{Runtime, pubsub::routing};
 use tempest_core::Config;
 
 use crate::metadata::Metadata;
+#[cfg(feature = "sqlite")]
 use crate::sqlite::Db;
 
 /// Why components could not be loaded.
@@ -42,8 +43,8 @@ pub enum ComponentError {
         component: String,
         /// Its type.
         type_name: String,
-        /// What is supported for that building block.
-        supported: &'static str,
+        /// What is supported for that building block, in this build.
+        supported: String,
     },
     /// A backend could not be reached or initialised.
     #[error("component {component}: cannot initialise: {message}")]
@@ -55,15 +56,63 @@ pub enum ComponentError {
     },
 }
 
-const STATE_TYPES: &str = "state.sqlite, state.in-memory, state.redis, state.postgresql, \
-    state.aws.dynamodb, state.azure.tablestorage";
-const PUBSUB_TYPES: &str = "pubsub.sqlite, pubsub.in-memory, pubsub.redis, pubsub.aws.snssqs, \
-    pubsub.azure.storagequeues";
-const SECRET_TYPES: &str = "secretstores.local.env, secretstores.local.file, \
-    secretstores.aws.secretmanager, secretstores.azure.keyvault";
+/// Every component type of a building block, and whether this build has it.
+type Types = &'static [(&'static str, bool)];
+
+const STATE_TYPES: Types = &[
+    ("state.sqlite", cfg!(feature = "sqlite")),
+    ("state.in-memory", cfg!(feature = "sqlite")),
+    ("state.redis", cfg!(feature = "redis")),
+    ("state.postgresql", cfg!(feature = "postgres")),
+    ("state.aws.dynamodb", cfg!(feature = "aws")),
+    ("state.azure.tablestorage", cfg!(feature = "azure")),
+];
+const PUBSUB_TYPES: Types = &[
+    ("pubsub.sqlite", cfg!(feature = "sqlite")),
+    ("pubsub.in-memory", cfg!(feature = "sqlite")),
+    ("pubsub.redis", cfg!(feature = "redis")),
+    ("pubsub.aws.snssqs", cfg!(feature = "aws")),
+    ("pubsub.azure.storagequeues", cfg!(feature = "azure")),
+];
+const SECRET_TYPES: Types = &[
+    ("secretstores.local.env", true),
+    ("secretstores.local.file", true),
+    ("secretstores.aws.secretmanager", cfg!(feature = "aws")),
+    ("secretstores.azure.keyvault", cfg!(feature = "azure")),
+];
+
+/// The types of `types` this build has, comma-separated.
+fn built(types: Types) -> String {
+    types
+        .iter()
+        .filter(|(_, here)| *here)
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A type that is not one of `types` in this build; one this build lacks says so.
+fn unsupported(spec: &ComponentSpec, types: Types) -> ComponentError {
+    let missing = types
+        .iter()
+        .any(|(name, here)| !here && *name == spec.type_name);
+    ComponentError::UnsupportedType {
+        component: spec.name.clone(),
+        type_name: if missing {
+            format!(
+                "{} (not in this build: its driver needs native sockets or C)",
+                spec.type_name
+            )
+        } else {
+            spec.type_name.clone()
+        },
+        supported: built(types),
+    }
+}
 
 /// The components `tempest serve` provides when no resources folder is given: Dapr's default
-/// names on the embedded durable stores in the data folder.
+/// names on the embedded durable stores in the data folder (none in a build without them).
+#[cfg(feature = "sqlite")]
 pub fn default_resources(data_dir: &Path) -> Resources {
     let path = |f: &str| data_dir.join(f).to_string_lossy().into_owned();
     Resources {
@@ -83,6 +132,14 @@ pub fn default_resources(data_dir: &Path) -> Resources {
     }
 }
 
+/// Without the embedded stores there are no default components: the building blocks answer
+/// that no store is configured, as Dapr does.
+#[cfg(not(feature = "sqlite"))]
+pub fn default_resources(_data_dir: &Path) -> Resources {
+    Resources::default()
+}
+
+#[cfg(feature = "sqlite")]
 fn init_err(component: &str) -> impl Fn(String) -> ComponentError + '_ {
     move |message| ComponentError::Init {
         component: component.to_owned(),
@@ -90,6 +147,7 @@ fn init_err(component: &str) -> impl Fn(String) -> ComponentError + '_ {
     }
 }
 
+#[cfg(feature = "sqlite")]
 /// SQLite `connectionString`: a path, optionally `file:` prefixed and with `?` options (ignored).
 fn sqlite_db(md: &Metadata, data_dir: &Path, default_file: &str) -> Result<Db, ComponentError> {
     let raw = md.get("connectionString").unwrap_or(default_file);
@@ -105,22 +163,28 @@ fn sqlite_db(md: &Metadata, data_dir: &Path, default_file: &str) -> Result<Db, C
     Db::open(&path).map_err(|e| init_err(&md.component)(format!("{}: {e}", path.display())))
 }
 
+// Only the embedded stores take the data folder (and the redelivery interval, below).
+#[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
 async fn state_store(
     spec: &ComponentSpec,
     md: &Metadata,
     data_dir: &Path,
 ) -> Result<Arc<dyn StateStore>, ComponentError> {
-    use crate::state::sqlite::SqliteStateStore;
-    let err = init_err(&spec.name);
     Ok(match spec.type_name.as_str() {
+        #[cfg(feature = "sqlite")]
         "state.sqlite" => {
+            use crate::state::sqlite::SqliteStateStore;
+            let err = init_err(&spec.name);
             let db = sqlite_db(md, data_dir, "state.db")?;
             Arc::new(
                 SqliteStateStore::new(db, md.get("tableName").unwrap_or("state"))
                     .map_err(|e| err(e.to_string()))?,
             )
         }
+        #[cfg(feature = "sqlite")]
         "state.in-memory" => {
+            use crate::state::sqlite::SqliteStateStore;
+            let err = init_err(&spec.name);
             let db = Db::in_memory().map_err(|e| err(e.to_string()))?;
             Arc::new(SqliteStateStore::new(db, "state").map_err(|e| err(e.to_string()))?)
         }
@@ -138,34 +202,32 @@ async fn state_store(
         "state.azure.tablestorage" => {
             Arc::new(crate::state::tablestorage::TableStateStore::connect(md).await?)
         }
-        other => {
-            return Err(ComponentError::UnsupportedType {
-                component: spec.name.clone(),
-                type_name: other.into(),
-                supported: STATE_TYPES,
-            });
-        }
+        _ => return Err(unsupported(spec, STATE_TYPES)),
     })
 }
 
+#[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
 async fn broker(
     spec: &ComponentSpec,
     md: &Metadata,
     data_dir: &Path,
 ) -> Result<Arc<dyn Broker>, ComponentError> {
-    use crate::pubsub::sqlite::SqliteBroker;
-    let err = init_err(&spec.name);
     // Dapr's Redis component redelivers after 60 s; `redeliverInterval` overrides it everywhere.
     let redeliver = md.duration("redeliverInterval", Duration::from_secs(60))?;
     Ok(match spec.type_name.as_str() {
-        "pubsub.sqlite" => Arc::new(
-            SqliteBroker::new(sqlite_db(md, data_dir, "pubsub.db")?, redeliver)
-                .map_err(|e| err(e.to_string()))?,
-        ),
-        "pubsub.in-memory" => Arc::new(
-            SqliteBroker::new(Db::in_memory().map_err(|e| err(e.to_string()))?, redeliver)
-                .map_err(|e| err(e.to_string()))?,
-        ),
+        #[cfg(feature = "sqlite")]
+        "pubsub.sqlite" | "pubsub.in-memory" => {
+            let err = init_err(&spec.name);
+            let db = if spec.type_name == "pubsub.sqlite" {
+                sqlite_db(md, data_dir, "pubsub.db")?
+            } else {
+                Db::in_memory().map_err(|e| err(e.to_string()))?
+            };
+            Arc::new(
+                crate::pubsub::sqlite::SqliteBroker::new(db, redeliver)
+                    .map_err(|e| err(e.to_string()))?,
+            )
+        }
         #[cfg(feature = "redis")]
         "pubsub.redis" => Arc::new(crate::pubsub::redis::RedisBroker::connect(md).await?),
         #[cfg(feature = "aws")]
@@ -174,13 +236,7 @@ async fn broker(
         "pubsub.azure.storagequeues" => {
             Arc::new(crate::pubsub::storagequeues::StorageQueueBroker::connect(md).await?)
         }
-        other => {
-            return Err(ComponentError::UnsupportedType {
-                component: spec.name.clone(),
-                type_name: other.into(),
-                supported: PUBSUB_TYPES,
-            });
-        }
+        _ => return Err(unsupported(spec, PUBSUB_TYPES)),
     })
 }
 
@@ -204,13 +260,7 @@ async fn secret_store(
         "secretstores.azure.keyvault" => {
             Arc::new(crate::secrets::keyvault::KeyVaultStore::connect(md).await?)
         }
-        other => {
-            return Err(ComponentError::UnsupportedType {
-                component: spec.name.clone(),
-                type_name: other.into(),
-                supported: SECRET_TYPES,
-            });
-        }
+        _ => return Err(unsupported(spec, SECRET_TYPES)),
     })
 }
 
@@ -357,7 +407,7 @@ pub async fn build_runtime(config: &Config) -> Result<Runtime, ComponentError> {
                 return Err(ComponentError::UnsupportedType {
                     component: spec.name.clone(),
                     type_name: format!("{other} ({})", spec.type_name),
-                    supported: "state.*, pubsub.*, secretstores.*",
+                    supported: "state.*, pubsub.*, secretstores.*".into(),
                 });
             }
         }

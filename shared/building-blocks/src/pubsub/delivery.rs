@@ -40,7 +40,7 @@ pub fn read_app_response(status: u16, body: &[u8]) -> Outcome {
 /// One delivery to make.
 pub struct Delivery<'a> {
     /// HTTP client.
-    pub http: &'a reqwest::Client,
+    pub http: &'a dyn tempest_http::HttpClient,
     /// App base URL.
     pub base_url: &'a str,
     /// App route.
@@ -64,9 +64,11 @@ pub async fn deliver(d: Delivery<'_>) -> Outcome {
         Ok(b) => b,
         Err(e) => return Outcome::Drop(format!("event cannot be serialised: {e}")),
     };
-    let mut req = d
-        .http
-        .post(&url)
+    let uri = match tempest_http::uri(&url) {
+        Ok(uri) => uri,
+        Err(e) => return Outcome::Retry(e.to_string()),
+    };
+    let mut req = http::Request::post(uri)
         .header(
             "content-type",
             tempest_core::cloudevents::CLOUDEVENT_CONTENT_TYPE,
@@ -97,17 +99,16 @@ pub async fn deliver(d: Delivery<'_>) -> Outcome {
             opentelemetry::KeyValue::new("messaging.destination.name", topic),
         ],
     );
-    let outcome = match req.body(body).send().await {
+    let outcome = match d.http.call(req, body.into()).await {
         Ok(resp) => {
             let status = resp.status().as_u16();
             hop.set(opentelemetry::KeyValue::new(
                 "http.response.status_code",
                 i64::from(status),
             ));
-            let body = resp.bytes().await.unwrap_or_default();
-            read_app_response(status, &body)
+            read_app_response(status, resp.body())
         }
-        Err(e) => Outcome::Retry(format!("delivery to {url} failed: {e}")),
+        Err(e) => Outcome::Retry(e.to_string()),
     };
     match &outcome {
         Outcome::Success => {}
@@ -163,25 +164,21 @@ pub fn read_bulk_response(status: u16, body: &[u8], entry_ids: &[String]) -> Vec
 
 /// POSTs a bulk delivery (`com.dapr.event.sent.bulk`) and reads the per-entry answer.
 pub async fn deliver_bulk(
-    http: &reqwest::Client,
+    http: &dyn tempest_http::HttpClient,
     url: &str,
     body: &Value,
     entry_ids: &[String],
     app_api_token: Option<&str>,
 ) -> Vec<Outcome> {
-    let mut req = http.post(url).json(body);
+    let mut req = http::Request::post(url).header("content-type", "application/json");
     if let Some(token) = app_api_token {
         req = req.header("dapr-api-token", token);
     }
-    match req.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let bytes = resp.bytes().await.unwrap_or_default();
-            read_bulk_response(status, &bytes, entry_ids)
-        }
+    match http.call(req, body.to_string().into()).await {
+        Ok(resp) => read_bulk_response(resp.status().as_u16(), resp.body(), entry_ids),
         Err(e) => entry_ids
             .iter()
-            .map(|_| Outcome::Retry(format!("bulk delivery to {url} failed: {e}")))
+            .map(|_| Outcome::Retry(format!("bulk delivery failed: {e}")))
             .collect(),
     }
 }

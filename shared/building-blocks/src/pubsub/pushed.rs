@@ -109,7 +109,7 @@ impl PushedDelivery {
                 continue;
             }
             let subs = subscription::fetch_programmatic(
-                &self.rt.http,
+                self.rt.http.as_ref(),
                 app_id,
                 url,
                 self.rt.app_api_token.as_deref(),

@@ -163,16 +163,16 @@ pub fn parse_programmatic(app_id: &str, body: &[u8]) -> Result<Vec<Subscription>
 /// Asks an app for its subscriptions (`GET <app>/dapr/subscribe`). `Ok(None)` means the app is
 /// not reachable yet; a 404 means it has none.
 pub async fn fetch_programmatic(
-    http: &reqwest::Client,
+    http: &dyn tempest_http::HttpClient,
     app_id: &str,
     base_url: &str,
     app_api_token: Option<&str>,
 ) -> Result<Option<Vec<Subscription>>, String> {
-    let mut req = http.get(format!("{base_url}/dapr/subscribe"));
+    let mut req = http::Request::get(format!("{base_url}/dapr/subscribe"));
     if let Some(token) = app_api_token {
         req = req.header("dapr-api-token", token);
     }
-    let resp = match req.send().await {
+    let resp = match http.call(req, bytes::Bytes::new()).await {
         Ok(r) => r,
         Err(e) if e.is_connect() || e.is_timeout() => return Ok(None),
         Err(e) => return Err(e.to_string()),
@@ -180,11 +180,11 @@ pub async fn fetch_programmatic(
     match resp.status().as_u16() {
         404 => Ok(Some(Vec::new())),
         200..=299 => {
-            let body = resp.bytes().await.map_err(|e| e.to_string())?;
+            let body = resp.body();
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Some(Vec::new()));
             }
-            parse_programmatic(app_id, &body).map(Some)
+            parse_programmatic(app_id, body).map(Some)
         }
         status => Err(format!("GET /dapr/subscribe answered {status}")),
     }

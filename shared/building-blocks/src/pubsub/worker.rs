@@ -82,7 +82,7 @@ async fn deliver_with_retries(
     let mut retry = 0u32;
     let reason = loop {
         let outcome = deliver(Delivery {
-            http: &rt.http,
+            http: rt.http.as_ref(),
             base_url,
             path,
             event,
@@ -187,9 +187,14 @@ pub async fn process_bulk(
             "metadata": {},
             "entries": entries.iter().map(|(_, _, e)| e.clone()).collect::<Vec<_>>(),
         });
-        let outcomes =
-            super::delivery::deliver_bulk(&rt.http, &url, &body, &ids, rt.app_api_token.as_deref())
-                .await;
+        let outcomes = super::delivery::deliver_bulk(
+            rt.http.as_ref(),
+            &url,
+            &body,
+            &ids,
+            rt.app_api_token.as_deref(),
+        )
+        .await;
         for ((i, _, _), outcome) in entries.iter().zip(outcomes) {
             out[*i] = match outcome {
                 Outcome::Success => Disposition::Done,

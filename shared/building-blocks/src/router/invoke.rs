@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::Extensions;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -13,10 +13,18 @@ use crate::invoke::{InvokeRequest, invoke};
 use crate::{ApiError, Runtime};
 
 /// The caller's address, when the host serves with connection info.
+#[cfg(not(target_arch = "wasm32"))]
 fn client_addr(extensions: &Extensions) -> Option<std::net::IpAddr> {
+    use axum::extract::ConnectInfo;
     extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip())
+}
+
+/// A WebAssembly component is told no peer address by its host.
+#[cfg(target_arch = "wasm32")]
+fn client_addr(_extensions: &Extensions) -> Option<std::net::IpAddr> {
+    None
 }
 
 #[allow(clippy::too_many_arguments)]

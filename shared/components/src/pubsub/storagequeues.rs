@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
-use reqwest::{Method, StatusCode};
+use http::{Method, StatusCode};
 use tempest_building_blocks::pubsub::{Broker, OutgoingMessage, PubSubError, ReceivedMessage};
 
 use crate::ComponentError;
-use crate::azure::{Credential, Service, describe, service_url, short_hash};
+use crate::azure::{Credential, Service, describe, request, service_url, short_hash};
 use crate::metadata::Metadata;
 
 /// Hex digits of the topic hash in queue names.
@@ -129,10 +129,6 @@ impl Receipt {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> PubSubError {
-    PubSubError::Backend(e.to_string())
-}
-
 impl StorageQueueBroker {
     /// Connects from the metadata: `accountName`, `accountKey` or Entra ID fields,
     /// `serviceURL` (an emulator), `entityPrefix` (lowercase, put before every queue name),
@@ -168,31 +164,30 @@ impl StorageQueueBroker {
         query: &[(&str, &str)],
         headers: &[(&str, String)],
         body: Option<String>,
-    ) -> Result<reqwest::Response, PubSubError> {
-        let mut req = self
-            .credential
-            .request(method, format!("{}/{path}", self.service))
-            .query(query);
-        for (name, value) in headers {
-            req = req.header(*name, value);
+    ) -> Result<tempest_http::Response, PubSubError> {
+        let url =
+            tempest_http::with_query(&format!("{}/{path}", self.service), query.iter().copied());
+        let mut headers: Vec<(&str, &str)> =
+            headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if body.is_some() {
+            headers.push(("Content-Type", "application/xml"));
         }
-        if let Some(body) = body {
-            req = req.header("Content-Type", "application/xml").body(body);
-        }
+        let req = request(method, &url, &headers, body.unwrap_or_default())
+            .map_err(PubSubError::Backend)?;
         self.credential
             .send(req)
             .await
             .map_err(PubSubError::Backend)
     }
 
-    async fn expect(resp: reqwest::Response, what: &str) -> Result<reqwest::Response, PubSubError> {
+    fn expect(
+        resp: tempest_http::Response,
+        what: &str,
+    ) -> Result<tempest_http::Response, PubSubError> {
         if resp.status().is_success() {
             Ok(resp)
         } else {
-            Err(PubSubError::Backend(format!(
-                "{what}: {}",
-                describe(resp).await
-            )))
+            Err(PubSubError::Backend(format!("{what}: {}", describe(&resp))))
         }
     }
 
@@ -205,11 +200,7 @@ impl StorageQueueBroker {
                 query.push(("marker", marker.as_str()));
             }
             let resp = self.send(Method::GET, "", &query, &[], None).await?;
-            let text = Self::expect(resp, "list queues")
-                .await?
-                .text()
-                .await
-                .map_err(err)?;
+            let text = tempest_http::text(&Self::expect(resp, "list queues")?);
             names.extend(xml_values(&text, "Name"));
             marker = xml_values(&text, "NextMarker").pop().unwrap_or_default();
             if marker.is_empty() {
@@ -231,9 +222,7 @@ impl StorageQueueBroker {
         if resp.status() == StatusCode::CONFLICT {
             return Ok(());
         }
-        Self::expect(resp, &format!("create queue {queue}"))
-            .await
-            .map(|_| ())
+        Self::expect(resp, &format!("create queue {queue}")).map(|_| ())
     }
 
     async fn put(&self, queue: &str, data: &[u8]) -> Result<(), PubSubError> {
@@ -254,9 +243,7 @@ impl StorageQueueBroker {
                 Some(body),
             )
             .await?;
-        Self::expect(resp, &format!("put message on {queue}"))
-            .await
-            .map(|_| ())
+        Self::expect(resp, &format!("put message on {queue}")).map(|_| ())
     }
 
     async fn delete(&self, queue: &str, receipt: &Receipt) -> Result<(), PubSubError> {
@@ -273,9 +260,7 @@ impl StorageQueueBroker {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(());
         }
-        Self::expect(resp, &format!("delete message from {queue}"))
-            .await
-            .map(|_| ())
+        Self::expect(resp, &format!("delete message from {queue}")).map(|_| ())
     }
 
     /// Messages visible now on `queue`, made invisible for the visibility timeout.
@@ -298,11 +283,7 @@ impl StorageQueueBroker {
                 None,
             )
             .await?;
-        let text = Self::expect(resp, &format!("get messages from {queue}"))
-            .await?
-            .text()
-            .await
-            .map_err(err)?;
+        let text = tempest_http::text(&Self::expect(resp, &format!("get messages from {queue}"))?);
         let mut out = Vec::new();
         for message in xml_values(&text, "QueueMessage") {
             let field = |tag| xml_values(&message, tag).pop().unwrap_or_default();

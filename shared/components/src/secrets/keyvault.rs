@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use reqwest::StatusCode;
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use tempest_building_blocks::secrets::{Secret, SecretError, SecretStore};
 
 use crate::ComponentError;
-use crate::azure::{Credential, Service, describe};
+use crate::azure::{Credential, Service, describe, request};
 use crate::metadata::Metadata;
 
 const API_VERSION: &str = "7.4";
@@ -20,7 +20,7 @@ const API_VERSION: &str = "7.4";
 pub struct KeyVaultStore {
     credential: Credential,
     /// `https://<vault>.vault.azure.net`, without a trailing slash.
-    vault: reqwest::Url,
+    vault: url::Url,
 }
 
 #[derive(Deserialize)]
@@ -88,22 +88,22 @@ impl KeyVaultStore {
             format!("https://{name}.{suffix}")
         };
         let vault =
-            reqwest::Url::parse(&url).map_err(|e| invalid(format!("vaultName {name:?}: {e}")))?;
+            url::Url::parse(&url).map_err(|e| invalid(format!("vaultName {name:?}: {e}")))?;
         Ok(KeyVaultStore {
             credential: Credential::from_metadata(md, None, Service::Vault)?,
             vault,
         })
     }
 
-    async fn call(&self, url: reqwest::Url) -> Result<reqwest::Response, SecretError> {
-        let req = self.credential.request(reqwest::Method::GET, url);
+    async fn call(&self, url: url::Url) -> Result<tempest_http::Response, SecretError> {
+        let req = request(Method::GET, url.as_str(), &[], "").map_err(SecretError::Backend)?;
         self.credential
             .send(req)
             .await
             .map_err(SecretError::Backend)
     }
 
-    fn url(&self, path: &[&str]) -> Result<reqwest::Url, SecretError> {
+    fn url(&self, path: &[&str]) -> Result<url::Url, SecretError> {
         let mut url = self.vault.clone();
         url.path_segments_mut()
             .map_err(|_| SecretError::Backend("the vault URL cannot take a path".into()))?
@@ -141,13 +141,11 @@ impl SecretStore for KeyVaultStore {
         match resp.status() {
             StatusCode::NOT_FOUND => Err(SecretError::NotFound(name.to_owned())),
             s if s.is_success() => {
-                let bundle: SecretBundle = resp
-                    .json()
-                    .await
+                let bundle: SecretBundle = serde_json::from_slice(resp.body())
                     .map_err(|e| SecretError::Backend(format!("Get Secret answer: {e}")))?;
                 Ok(BTreeMap::from([(name.to_owned(), bundle.value)]))
             }
-            _ => Err(SecretError::Backend(describe(resp).await)),
+            _ => Err(SecretError::Backend(describe(&resp))),
         }
     }
 
@@ -161,11 +159,9 @@ impl SecretStore for KeyVaultStore {
         while let Some(url) = next.take() {
             let resp = self.call(url).await?;
             if !resp.status().is_success() {
-                return Err(SecretError::Backend(describe(resp).await));
+                return Err(SecretError::Backend(describe(&resp)));
             }
-            let page: SecretList = resp
-                .json()
-                .await
+            let page: SecretList = serde_json::from_slice(resp.body())
                 .map_err(|e| SecretError::Backend(format!("Get Secrets answer: {e}")))?;
             names.extend(
                 page.value
@@ -174,7 +170,7 @@ impl SecretStore for KeyVaultStore {
                     .filter_map(|s| s.id.rsplit('/').next().map(str::to_owned)),
             );
             if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
-                let link = reqwest::Url::parse(&link)
+                let link = url::Url::parse(&link)
                     .map_err(|e| SecretError::Backend(format!("nextLink {link:?}: {e}")))?;
                 // The token goes only to the vault itself.
                 if link.origin() != self.vault.origin() {

@@ -6,6 +6,7 @@ pub mod dynamodb;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "azure")]
 pub mod tablestorage;

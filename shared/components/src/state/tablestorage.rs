@@ -6,14 +6,14 @@
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
-use reqwest::{Method, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempest_building_blocks::state::{
     Concurrency, DeleteRequest, Feature, SetRequest, StateEntry, StateError, StateStore,
 };
 
 use crate::ComponentError;
-use crate::azure::{Credential, Service, describe, service_url};
+use crate::azure::{Credential, Service, describe, request, service_url};
 use crate::metadata::Metadata;
 
 /// Dapr's separator between the app id and the key.
@@ -64,7 +64,7 @@ impl TableStateStore {
                 .await
                 .map_err(|e| invalid(format!("cannot create table {table}: {e}")))?;
             if !(resp.status().is_success() || resp.status() == StatusCode::CONFLICT) {
-                let why = describe(resp).await;
+                let why = describe(&resp);
                 return Err(invalid(format!("cannot create table {table}: {why}")));
             }
         }
@@ -77,22 +77,24 @@ impl TableStateStore {
         url: String,
         body: Option<Value>,
         if_match: Option<&str>,
-    ) -> Result<reqwest::Response, StateError> {
+    ) -> Result<tempest_http::Response, StateError> {
         // Minimal metadata: types come back, so binary values can be told from text.
-        let mut req = self
-            .credential
-            .request(method, url)
-            .header("Accept", "application/json;odata=minimalmetadata")
-            .header("DataServiceVersion", "3.0")
-            .header("Prefer", "return-no-content");
-        if let Some(body) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(body.to_string());
-        }
+        let mut headers = vec![
+            ("Accept", "application/json;odata=minimalmetadata"),
+            ("DataServiceVersion", "3.0"),
+            ("Prefer", "return-no-content"),
+        ];
+        let body = match body {
+            Some(body) => {
+                headers.push(("Content-Type", "application/json"));
+                body.to_string()
+            }
+            None => String::new(),
+        };
         if let Some(etag) = if_match {
-            req = req.header("If-Match", etag);
+            headers.push(("If-Match", etag));
         }
+        let req = request(method, &url, &headers, body).map_err(StateError::Backend)?;
         self.credential.send(req).await.map_err(StateError::Backend)
     }
 
@@ -137,7 +139,7 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-fn etag_of(resp: &reqwest::Response) -> Result<String, StateError> {
+fn etag_of(resp: &tempest_http::Response) -> Result<String, StateError> {
     resp.headers()
         .get("etag")
         .and_then(|v| v.to_str().ok())
@@ -172,7 +174,8 @@ impl StateStore for TableStateStore {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
                 let etag = etag_of(&resp)?;
-                let body: Value = resp.json().await.map_err(StateError::backend)?;
+                let body: Value =
+                    serde_json::from_slice(resp.body()).map_err(StateError::backend)?;
                 let binary =
                     body.get("Value@odata.type").and_then(Value::as_str) == Some("Edm.Binary");
                 let text = body.get(VALUE).and_then(Value::as_str).unwrap_or_default();
@@ -191,7 +194,7 @@ impl StateStore for TableStateStore {
                     expires_at: None,
                 }))
             }
-            _ => Err(StateError::Backend(describe(resp).await)),
+            _ => Err(StateError::Backend(describe(&resp))),
         }
     }
 
@@ -222,12 +225,12 @@ impl StateStore for TableStateStore {
             s if s.is_success() => Ok(()),
             // Absent entity under If-Match, a changed ETag, or an insert over an existing one.
             StatusCode::NOT_FOUND | StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT => {
-                Err(StateError::EtagMismatch(describe(resp).await))
+                Err(StateError::EtagMismatch(describe(&resp)))
             }
             StatusCode::BAD_REQUEST if req.etag.is_some() => {
-                Err(StateError::EtagInvalid(describe(resp).await))
+                Err(StateError::EtagInvalid(describe(&resp)))
             }
-            _ => Err(StateError::Backend(describe(resp).await)),
+            _ => Err(StateError::Backend(describe(&resp))),
         }
     }
 
@@ -239,12 +242,12 @@ impl StateStore for TableStateStore {
             s if s.is_success() => Ok(()),
             StatusCode::NOT_FOUND if req.etag.is_none() => Ok(()),
             StatusCode::NOT_FOUND | StatusCode::PRECONDITION_FAILED => {
-                Err(StateError::EtagMismatch(describe(resp).await))
+                Err(StateError::EtagMismatch(describe(&resp)))
             }
             StatusCode::BAD_REQUEST if req.etag.is_some() => {
-                Err(StateError::EtagInvalid(describe(resp).await))
+                Err(StateError::EtagInvalid(describe(&resp)))
             }
-            _ => Err(StateError::Backend(describe(resp).await)),
+            _ => Err(StateError::Backend(describe(&resp))),
         }
     }
 }
