@@ -17,15 +17,8 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const {
-  DaprClient,
-  DaprServer,
-  HttpMethod,
-  CommunicationProtocolEnum,
-  StateConcurrencyEnum,
-  LogLevel,
-} = require("@dapr/dapr");
-const { parseSdkError } = require("./sdk-errors");
+const { HttpMethod, StateConcurrencyEnum } = require("@dapr/dapr");
+const { newAppServer, newClient, parseSdkError } = require("./sdk-common");
 
 const DAPR_HTTP_PORT = process.env.DAPR_HTTP_PORT;
 const APP_PORT = process.env.APP_PORT;
@@ -38,13 +31,6 @@ const STORE = "tables";
 const PUBSUB = "queues";
 // Each request compiles nothing but builds its runtime afresh (a new instance per request).
 const TEST_TIMEOUT = 60_000;
-const logger = { level: LogLevel.Error };
-const clientOptions = {
-  daprHost: "127.0.0.1",
-  daprPort: DAPR_HTTP_PORT,
-  communicationProtocol: CommunicationProtocolEnum.HTTP,
-  logger,
-};
 
 let server;
 let client;
@@ -52,13 +38,7 @@ const invocations = [];
 
 before(
   async () => {
-    server = new DaprServer({
-      serverHost: "127.0.0.1",
-      serverPort: APP_PORT,
-      communicationProtocol: CommunicationProtocolEnum.HTTP,
-      clientOptions,
-      logger,
-    });
+    server = newAppServer(APP_PORT, DAPR_HTTP_PORT);
     await server.invoker.listen(
       "hello",
       async (data) => {
@@ -69,7 +49,7 @@ before(
       { method: HttpMethod.POST },
     );
     await server.start();
-    client = new DaprClient(clientOptions);
+    client = newClient(DAPR_HTTP_PORT);
     await client.start();
   },
   { timeout: 60_000 },

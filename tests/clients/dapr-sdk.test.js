@@ -14,17 +14,9 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const {
-  DaprClient,
-  DaprServer,
-  HttpMethod,
-  CommunicationProtocolEnum,
-  StateConcurrencyEnum,
-  LogLevel,
-} = require("@dapr/dapr");
-const { parseSdkError } = require("./sdk-errors");
+const { HttpMethod, StateConcurrencyEnum } = require("@dapr/dapr");
+const { newAppServer, newClient, parseSdkError } = require("./sdk-common");
 
-const DAPR_HOST = "127.0.0.1";
 const DAPR_HTTP_PORT = process.env.DAPR_HTTP_PORT;
 const APP_PORT = process.env.APP_PORT;
 if (!DAPR_HTTP_PORT || !APP_PORT) {
@@ -39,13 +31,6 @@ const SECRETS = "localsecretstore";
 const RUN = `${process.pid}-${Date.now()}`;
 
 const TEST_TIMEOUT = 30_000;
-const logger = { level: LogLevel.Error };
-const clientOptions = {
-  daprHost: DAPR_HOST,
-  daprPort: DAPR_HTTP_PORT,
-  communicationProtocol: CommunicationProtocolEnum.HTTP,
-  logger,
-};
 
 let server;
 let client;
@@ -81,13 +66,7 @@ function within(ms, what, promise) {
 
 before(
   async () => {
-    server = new DaprServer({
-      serverHost: "127.0.0.1",
-      serverPort: APP_PORT,
-      communicationProtocol: CommunicationProtocolEnum.HTTP,
-      clientOptions,
-      logger,
-    });
+    server = newAppServer(APP_PORT, DAPR_HTTP_PORT);
 
     await server.invoker.listen(
       "hello",
@@ -106,7 +85,7 @@ before(
     // Starts the app server, then waits until tempest answers GET /v1.0/metadata.
     await server.start();
 
-    client = new DaprClient(clientOptions);
+    client = newClient(DAPR_HTTP_PORT);
     await client.start();
 
     // Tempest polls GET /dapr/subscribe on the app; wait until it reports the
