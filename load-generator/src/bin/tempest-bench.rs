@@ -53,6 +53,19 @@ enum Cmd {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Latency of one `ingest` call (decode, encode, commit) into moto's S3, as a function
+    /// host commits per call, against one PUT of a block's bytes to the same store.
+    IngestS3 {
+        /// Requests (one block each).
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Traces per request.
+        #[arg(long, default_value_t = 100)]
+        traces: usize,
+        /// `moto_server` (tests/clients/python/requirements.txt), started on a free port.
+        #[arg(long, default_value = "tests/clients/python/.venv/bin/moto_server")]
+        moto: PathBuf,
+    },
     /// Cold start of the Lambda bootstrap per function, against the smallest Rust Lambda.
     ColdStart {
         /// The packaged bootstrap (`scripts/package-lambda`).
@@ -944,6 +957,66 @@ fn print_column_sizes(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Runs the instrumented Python app against `tempest serve`, then reports the stored bytes per
 /// span of what it sent: as ingested, and rewritten as one block the way compaction will.
+async fn ingest_s3(requests: usize, traces: usize, moto: PathBuf) -> anyhow::Result<()> {
+    use object_store::ObjectStoreExt;
+    let (payloads, spans) = corpus(requests, traces);
+    let (_moto, url) = start_moto(&moto).await?;
+    let s3 = tempest_blocks::store::Location::open(&url)?;
+    let mem = tempest_blocks::store::Location::open("memory:///")?;
+    let tenant = tempest_core::TenantId::parse(None)?;
+    let (mut on_s3, mut in_memory, mut put) = (
+        Latencies::default(),
+        Latencies::default(),
+        Latencies::default(),
+    );
+    let call = async |loc: &tempest_blocks::store::Location, p: &[u8], into: &mut Latencies| {
+        let started = Instant::now();
+        let batch = tempest_traces::otlp::decode_protobuf(p)?;
+        let meta = tempest_blocks::writer::write_block(loc, &tenant, batch.spans)
+            .await?
+            .context("empty request")?;
+        into.record(started.elapsed().as_micros() as u64);
+        anyhow::Ok(meta.data_size as usize)
+    };
+    // Interleaved per request, so the machine's drift touches the three paths alike.
+    let pb = bar(payloads.len() as u64, "ingest calls");
+    for (i, p) in payloads.iter().enumerate() {
+        let size = call(&s3, p, &mut on_s3).await?;
+        call(&mem, p, &mut in_memory).await?;
+        // Reference: one PUT of as many bytes as the block's data file, to the same store.
+        let path = object_store::path::Path::from(format!("reference/{i}"));
+        let started = Instant::now();
+        s3.store
+            .put(&path, object_store::PutPayload::from(vec![7u8; size]))
+            .await?;
+        put.record(started.elapsed().as_micros() as u64);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    println!(
+        "## One ingest call into moto's S3: {requests} requests of {traces} traces ({spans} spans)\n"
+    );
+    println!("| path | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    for (label, l) in [
+        (
+            "ingest call into moto's S3 (decode, encode, commit)",
+            &on_s3,
+        ),
+        ("the same call into `memory://`", &in_memory),
+        ("reference: one PUT of the block's bytes to moto", &put),
+    ] {
+        println!("| {label} | {:.2} | {:.2} |", l.ms(0.5), l.ms(0.99));
+    }
+    let waited = on_s3.ms(0.5) - in_memory.ms(0.5);
+    println!(
+        "\nwaiting on the store at p50: {waited:.2} ms = {:.2} PUTs; ingest call / one PUT: {:.2}x",
+        waited / put.ms(0.5).max(1e-6),
+        on_s3.ms(0.5) / put.ms(0.5).max(1e-6)
+    );
+    Ok(())
+}
+
 async fn real_app(
     bin: PathBuf,
     checkouts: usize,
@@ -1522,6 +1595,11 @@ async fn main() -> anyhow::Result<()> {
             keep,
         } => compact_bench(blocks, traces_per_block, &scales, keep).await,
         Cmd::CompactOne { storage } => compact_one(&storage).await,
+        Cmd::IngestS3 {
+            requests,
+            traces,
+            moto,
+        } => ingest_s3(requests, traces, moto).await,
         Cmd::Search {
             traces,
             blocks,

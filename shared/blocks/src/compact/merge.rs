@@ -21,7 +21,7 @@ use tempest_core::TenantId;
 use super::window::Windowed;
 use crate::BlockError;
 use crate::bloom::Bloom;
-use crate::listing::{DATA, block_path};
+use crate::listing::{BLOOM, DATA, block_path};
 use crate::meta::{BlockMeta, FORMAT};
 use crate::reader::corrupt;
 use crate::schema::{self, columns};
@@ -210,7 +210,7 @@ impl Merged {
     /// Writes the bloom, then `meta.json`: from here on readers see the block, and it hides
     /// its inputs.
     pub async fn commit(&self, loc: &Location) -> Result<(), BlockError> {
-        crate::writer::commit(loc, &self.meta, self.bloom.clone()).await
+        crate::writer::commit(loc, &self.meta, vec![(BLOOM, self.bloom.clone())]).await
     }
 
     /// The output's bloom filter.
