@@ -7,13 +7,16 @@
 //   DAPR_HTTP_PORT  port of the component's Dapr HTTP API on 127.0.0.1
 //   APP_PORT        port this script's DaprServer listens on; the component was told
 //                   TEMPEST_APPS=orders=http://127.0.0.1:$APP_PORT
-// and configures the components `tables` (state.azure.tablestorage on Azurite),
-// `queues` (pubsub.azure.storagequeues on Azurite), `vault` (secretstores.azure.keyvault,
-// holding db-password = s3cret) and `files` (secretstores.local.file in the mounted
-// folder, holding {"mysecret":"s3cr3t"}). What is published is checked by the harness,
-// which reads the subscriber's queue.
+//   STORE, PUBSUB   the state store and pub/sub component on the cloud backend under test
+//                   (Azure's on Azurite, or AWS's on moto)
+//   VAULT           the cloud secret store, holding db-password = s3cret
+//   COMPONENTS      JSON: every component's name and type, as metadata must list them
+// besides `files` (secretstores.local.file in the mounted folder, holding
+// {"mysecret":"s3cr3t"}). What is published is checked by the harness, which reads the
+// subscriber's queue.
 //
-// Run: DAPR_HTTP_PORT=3500 APP_PORT=3000 RUN=x node --test dapr-sdk-spin.test.js
+// Run: DAPR_HTTP_PORT=3500 APP_PORT=3000 RUN=x STORE=tables PUBSUB=queues VAULT=vault \
+//      COMPONENTS='{"tables": "state.azure.tablestorage", ...}' node --test dapr-sdk-spin.test.js
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
@@ -22,13 +25,12 @@ const { newAppServer, newClient, parseSdkError } = require("./sdk-common");
 
 const DAPR_HTTP_PORT = process.env.DAPR_HTTP_PORT;
 const APP_PORT = process.env.APP_PORT;
-const RUN = process.env.RUN;
-if (!DAPR_HTTP_PORT || !APP_PORT || !RUN) {
-  throw new Error("DAPR_HTTP_PORT, APP_PORT and RUN must be set (see the header of this file)");
+const { RUN, STORE, PUBSUB, VAULT, COMPONENTS } = process.env;
+if (!DAPR_HTTP_PORT || !APP_PORT || !RUN || !STORE || !PUBSUB || !VAULT || !COMPONENTS) {
+  throw new Error(
+    "DAPR_HTTP_PORT, APP_PORT, RUN, STORE, PUBSUB, VAULT and COMPONENTS must be set (see the header of this file)",
+  );
 }
-
-const STORE = "tables";
-const PUBSUB = "queues";
 // Each request compiles nothing but builds its runtime afresh (a new instance per request).
 const TEST_TIMEOUT = 60_000;
 
@@ -69,7 +71,7 @@ test("invoke: the component calls the app over the host's outgoing HTTP", { time
   assert.deepEqual(invocations.at(-1).body, { n: 42 });
 });
 
-test("state on Azure Table storage: save, get, getBulk, delete", { timeout: TEST_TIMEOUT }, async () => {
+test(`state on ${STORE}: save, get, getBulk, delete`, { timeout: TEST_TIMEOUT }, async () => {
   const k = (s) => `${RUN}-basic-${s}`;
   const saved = await client.state.save(STORE, [
     { key: k("a"), value: { name: "alice", n: 1 } },
@@ -82,7 +84,7 @@ test("state on Azure Table storage: save, get, getBulk, delete", { timeout: TEST
   const bulk = await client.state.getBulk(STORE, [k("a"), k("b"), k("missing")]);
   const byKey = Object.fromEntries(bulk.map((item) => [item.key, item]));
   assert.deepEqual(byKey[k("a")].data, { name: "alice", n: 1 });
-  assert.ok(byKey[k("a")].etag.length > 0, "an ETag from the Table service");
+  assert.ok(byKey[k("a")].etag.length > 0, "an ETag from the store");
   assert.equal(byKey[k("missing")].data, undefined);
 
   assert.deepEqual(await client.state.delete(STORE, k("a")), {});
@@ -90,7 +92,7 @@ test("state on Azure Table storage: save, get, getBulk, delete", { timeout: TEST
   assert.equal(await client.state.get(STORE, k("b")), "just a string");
 });
 
-test("state on Azure Table storage: ETags and first-write", { timeout: TEST_TIMEOUT }, async () => {
+test(`state on ${STORE}: ETags and first-write`, { timeout: TEST_TIMEOUT }, async () => {
   const key = `${RUN}-etag`;
   assert.deepEqual(await client.state.save(STORE, [{ key, value: { v: 1 } }]), {});
   const [{ etag: etag1 }] = await client.state.getBulk(STORE, [key]);
@@ -111,13 +113,13 @@ test("state on Azure Table storage: ETags and first-write", { timeout: TEST_TIME
   assert.deepEqual(await client.state.get(STORE, key), { v: 2 });
 });
 
-test("publish to Storage Queues", { timeout: TEST_TIMEOUT }, async () => {
+test(`publish to ${PUBSUB}`, { timeout: TEST_TIMEOUT }, async () => {
   const res = await client.pubsub.publish(PUBSUB, "orders", { orderId: 7, run: RUN });
   assert.deepEqual(res, {}, `publish failed: ${res.error}`);
 });
 
-test("secrets from Key Vault (managed identity) and from a mounted file", { timeout: TEST_TIMEOUT }, async () => {
-  assert.deepEqual(await client.secret.get("vault", "db-password"), { "db-password": "s3cret" });
+test(`secrets from ${VAULT} and from a mounted file`, { timeout: TEST_TIMEOUT }, async () => {
+  assert.deepEqual(await client.secret.get(VAULT, "db-password"), { "db-password": "s3cret" });
   assert.deepEqual(await client.secret.get("files", "mysecret"), { mysecret: "s3cr3t" });
   assert.deepEqual(await client.secret.getBulk("files"), { mysecret: { mysecret: "s3cr3t" } });
 });
@@ -125,10 +127,5 @@ test("secrets from Key Vault (managed identity) and from a mounted file", { time
 test("metadata lists the components", { timeout: TEST_TIMEOUT }, async () => {
   const md = await client.metadata.get();
   const types = Object.fromEntries(md.components.map((c) => [c.name, c.type]));
-  assert.deepEqual(types, {
-    tables: "state.azure.tablestorage",
-    queues: "pubsub.azure.storagequeues",
-    vault: "secretstores.azure.keyvault",
-    files: "secretstores.local.file",
-  });
+  assert.deepEqual(types, JSON.parse(COMPONENTS));
 });

@@ -4,7 +4,7 @@
 //! its configuration from the component's environment, blocks in a mounted folder. Real clients
 //! send the spans (the OpenTelemetry Python SDK over OTLP/HTTP and its Zipkin exporter) and
 //! call the Dapr API (the Dapr JS SDK), whose components reach Azurite and a Key Vault
-//! stand-in over the host's outgoing HTTP.
+//! stand-in, or moto's DynamoDB, SNS, SQS and Secrets Manager, over the host's outgoing HTTP.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -373,21 +373,109 @@ async fn spin_component_refuses_bad_input_and_writes_nothing() {
     }
 }
 
-/// The Dapr functions in the component, driven by the Dapr JS SDK (tests/clients/
-/// dapr-sdk-spin.test.js): invocation of the SDK's own app server, state on Azurite's Table
-/// service, publishing to Azurite's Queue service (read back here from the subscriber's
-/// queue), secrets from Key Vault through a managed identity and from a mounted file.
+/// A cloud backend of the Dapr functions in the component: its state store, pub/sub and
+/// secret store (each `(name, type, metadata)`), the subscriber's side of its pub/sub, and
+/// what the component's environment adds.
+struct Backend {
+    store: (&'static str, &'static str, Vec<(&'static str, String)>),
+    pubsub: (&'static str, &'static str, Vec<(&'static str, String)>),
+    vault: (&'static str, &'static str, Vec<(&'static str, String)>),
+    /// The pub/sub, connected from the test, with the subscriber's group `shop` on `orders`.
+    broker: Box<dyn tempest_building_blocks::pubsub::Broker>,
+    env: Vec<(&'static str, String)>,
+}
+
+/// The Dapr functions in the component on `backend`, driven by the Dapr JS SDK (tests/clients/
+/// dapr-sdk-spin.test.js): invocation of the SDK's own app server, state, a publish (read back
+/// here from the subscriber's side, as a CloudEvent), secrets from the cloud secret store and
+/// from a mounted file, metadata.
+async fn dapr_sdk_through_the_component(backend: Backend) {
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(data.path().join("secrets.json"), r#"{"mysecret":"s3cr3t"}"#)
+        .expect("write secrets");
+    let files = (
+        "files",
+        "secretstores.local.file",
+        vec![("secretsFile", "/data/secrets.json".to_owned())],
+    );
+    let all = [&backend.store, &backend.pubsub, &backend.vault, &files];
+    let components = all
+        .iter()
+        .map(|(name, type_name, md)| {
+            let md: Vec<(&str, &str)> = md.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            tempest_tests::component(name, type_name, &md)
+        })
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let types: serde_json::Map<String, Value> = all
+        .iter()
+        .map(|(name, type_name, _)| ((*name).to_owned(), Value::from(*type_name)))
+        .collect();
+
+    let app_port = tempest_tests::free_port();
+    let mut env = vec![
+        ("TEMPEST_COMPONENTS", components),
+        (
+            "TEMPEST_APPS",
+            format!("orders=http://127.0.0.1:{app_port}"),
+        ),
+    ];
+    env.extend(backend.env);
+    // Any Dapr function's component serves the whole Dapr router; spin.toml routes each
+    // function's paths to its own component.
+    let served = serve(Some("state"), Some(data.path()), &env).await;
+    let port = served.url.rsplit(':').next().expect("port").to_owned();
+    let run = format!("spin-{}-{}", backend.store.0, std::process::id());
+    let env = vec![
+        ("DAPR_HTTP_PORT", port),
+        ("APP_PORT", app_port.to_string()),
+        ("RUN", run.clone()),
+        ("STORE", backend.store.0.to_owned()),
+        ("PUBSUB", backend.pubsub.0.to_owned()),
+        ("VAULT", backend.vault.0.to_owned()),
+        ("COMPONENTS", Value::Object(types).to_string()),
+    ];
+    if let Err(out) = tempest_tests::clients::dapr_sdk_tests("dapr-sdk-spin.test.js", env).await {
+        panic!(
+            "Dapr JS SDK tests through the component on {} failed:\n{out}",
+            backend.store.1
+        );
+    }
+
+    // What the SDK published reached the subscriber, as a CloudEvent.
+    let messages = backend
+        .broker
+        .fetch("orders", "shop", 10, std::time::Duration::from_secs(5))
+        .await
+        .expect("fetch");
+    assert_eq!(messages.len(), 1, "one message published");
+    let event: Value = serde_json::from_slice(&messages[0].data).expect("a CloudEvent");
+    assert_eq!(event["data"], serde_json::json!({"orderId": 7, "run": run}));
+    assert_eq!(event["topic"], "orders");
+    assert_eq!(event["pubsubname"], backend.pubsub.0);
+}
+
+/// Metadata as a component is given it.
+fn metadata(fields: &[(&'static str, String)]) -> tempest_components::metadata::Metadata {
+    tempest_components::metadata::Metadata {
+        component: "test".into(),
+        values: fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    }
+}
+
+/// Azure's components: state on Azurite's Table service, publishing to its Queue service,
+/// secrets from Key Vault through a managed identity.
 #[tokio::test]
-async fn spin_component_serves_the_dapr_api_to_the_dapr_js_sdk() {
+async fn spin_component_serves_the_dapr_api_on_azure_to_the_dapr_js_sdk() {
     use tempest_building_blocks::pubsub::Broker;
     use tempest_tests::emulators::{AZURITE_ACCOUNT, azurite};
     let (_tables, _tdata, table_url) = azurite("table").await;
     let (_queues, _qdata, queue_url) = azurite("queue").await;
     let kv = tempest_tests::keyvault::KeyVault::start().await;
     kv.put("db-password", "s3cret", true);
-    let data = tempfile::tempdir().expect("tempdir");
-    std::fs::write(data.path().join("secrets.json"), r#"{"mysecret":"s3cr3t"}"#)
-        .expect("write secrets");
     let account = |url: &str| {
         vec![
             ("accountName", AZURITE_ACCOUNT.0.to_owned()),
@@ -398,85 +486,103 @@ async fn spin_component_serves_the_dapr_api_to_the_dapr_js_sdk() {
     let mut table = account(&table_url);
     table.push(("tableName", "spinstate".into()));
     let queue = account(&queue_url);
-    let doc = |name: &str, type_name: &str, md: &[(&'static str, String)]| {
-        let md: Vec<(&str, &str)> = md.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        tempest_tests::component(name, type_name, &md)
-    };
-    let components = [
-        doc("tables", "state.azure.tablestorage", &table),
-        doc("queues", "pubsub.azure.storagequeues", &queue),
-        doc(
-            "vault",
-            "secretstores.azure.keyvault",
-            &[("vaultName", kv.url.clone())],
-        ),
-        doc(
-            "files",
-            "secretstores.local.file",
-            &[("secretsFile", "/data/secrets.json".into())],
-        ),
-    ]
-    .join("---\n");
-
     // The subscriber's queue, made as `deliver` makes it, so a publish has somewhere to go.
-    let md = |fields: &[(&'static str, String)]| tempest_components::metadata::Metadata {
-        component: "queues".into(),
-        values: fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-    };
     let broker =
-        tempest_components::pubsub::storagequeues::StorageQueueBroker::connect(&md(&queue))
+        tempest_components::pubsub::storagequeues::StorageQueueBroker::connect(&metadata(&queue))
             .await
             .expect("connect to Azurite's queues");
     broker
         .ensure_group("orders", "shop")
         .await
         .expect("the subscriber's queue");
-
-    let app_port = tempest_tests::free_port();
-    // Any Dapr function's component serves the whole Dapr router; spin.toml routes each
-    // function's paths to its own component.
-    let served = serve(
-        Some("state"),
-        Some(data.path()),
-        &[
-            ("TEMPEST_COMPONENTS", components),
-            (
-                "TEMPEST_APPS",
-                format!("orders=http://127.0.0.1:{app_port}"),
-            ),
+    dapr_sdk_through_the_component(Backend {
+        store: ("tables", "state.azure.tablestorage", table),
+        pubsub: ("queues", "pubsub.azure.storagequeues", queue),
+        vault: (
+            "vault",
+            "secretstores.azure.keyvault",
+            vec![("vaultName", kv.url.clone())],
+        ),
+        broker: Box::new(broker),
+        env: vec![
             ("IDENTITY_ENDPOINT", format!("{}/msi/token", kv.url)),
             (
                 "IDENTITY_HEADER",
                 tempest_tests::keyvault::IDENTITY_HEADER.to_owned(),
             ),
         ],
-    )
+    })
     .await;
-    let port = served.url.rsplit(':').next().expect("port").to_owned();
-    let run = format!("spin-{}", std::process::id());
-    let env = vec![
-        ("DAPR_HTTP_PORT", port),
-        ("APP_PORT", app_port.to_string()),
-        ("RUN", run.clone()),
-    ];
-    if let Err(out) = tempest_tests::clients::dapr_sdk_tests("dapr-sdk-spin.test.js", env).await {
-        panic!("Dapr JS SDK tests through the component failed:\n{out}");
-    }
-
-    // What the SDK published is on the subscriber's queue, as a CloudEvent.
-    let messages = broker
-        .fetch("orders", "shop", 10, std::time::Duration::from_secs(5))
-        .await
-        .expect("fetch");
-    assert_eq!(messages.len(), 1, "one message published");
-    let event: Value = serde_json::from_slice(&messages[0].data).expect("a CloudEvent");
-    assert_eq!(event["data"], serde_json::json!({"orderId": 7, "run": run}));
-    assert_eq!(event["topic"], "orders");
-    assert_eq!(event["pubsubname"], "queues");
     assert!(kv.calls("msi") >= 1, "the managed identity was asked");
+}
+
+/// AWS's components, through the AWS SDK over the host's outgoing HTTP: state in DynamoDB,
+/// publishing to SNS (read back from the subscriber's SQS queue), secrets from Secrets
+/// Manager, all on moto. The state store and the secret store take their keys from their
+/// metadata, the pub/sub from the component's environment.
+#[tokio::test]
+async fn spin_component_serves_the_dapr_api_on_aws_to_the_dapr_js_sdk() {
+    use tempest_building_blocks::pubsub::Broker;
+    use tempest_tests::emulators::{boto3, moto};
+    let (_moto, endpoint) = moto().await;
+    boto3(
+        &endpoint,
+        r#"
+import boto3
+boto3.client("dynamodb").create_table(TableName="spinstate", BillingMode="PAY_PER_REQUEST",
+    AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+    KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}])
+boto3.client("secretsmanager").create_secret(Name="db-password", SecretString="s3cret")
+"#,
+    );
+    let place = [
+        ("region", "us-east-1".to_owned()),
+        ("endpoint", endpoint.clone()),
+    ];
+    let keys = [
+        ("accessKey", "test".to_owned()),
+        ("secretKey", "test".to_owned()),
+    ];
+    let with_keys = |extra: &[(&'static str, String)]| {
+        place
+            .iter()
+            .chain(&keys)
+            .chain(extra)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let broker =
+        tempest_components::pubsub::snssqs::SnsSqsBroker::connect(&metadata(&with_keys(&[])))
+            .await
+            .expect("connect to moto's SNS and SQS");
+    broker
+        .ensure_group("orders", "shop")
+        .await
+        .expect("the subscriber's queue");
+    dapr_sdk_through_the_component(Backend {
+        store: (
+            "dynamo",
+            "state.aws.dynamodb",
+            with_keys(&[("table", "spinstate".into())]),
+        ),
+        pubsub: (
+            "sns",
+            "pubsub.aws.snssqs",
+            vec![("endpoint", endpoint.clone())],
+        ),
+        vault: (
+            "aws-secrets",
+            "secretstores.aws.secretmanager",
+            with_keys(&[]),
+        ),
+        broker: Box::new(broker),
+        env: vec![
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ],
+    })
+    .await;
 }
 
 #[test]

@@ -1,15 +1,21 @@
 //! AWS SDK configuration from Dapr's AWS component metadata (`region`, `endpoint`,
-//! `accessKey`, `secretKey`, `sessionToken`), shared by every AWS component. Without keys the
-//! SDK's default chain applies: a Lambda's role, the environment, a profile.
+//! `accessKey`, `secretKey`, `sessionToken`), shared by every AWS component. Natively, without
+//! keys the SDK's default chain applies: a Lambda's role, the environment, a profile. In a
+//! WebAssembly component (`wasi`) the SDK sends through the host's `wasi:http` and takes its keys
+//! from the metadata or the environment, the only sources a component has.
 
-use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 
 use crate::ComponentError;
 use crate::metadata::Metadata;
 
+#[cfg(target_arch = "wasm32")]
+mod wasi;
+
 /// The SDK configuration one component's metadata describes.
-pub async fn sdk_config(md: &Metadata) -> Result<aws_config::SdkConfig, ComponentError> {
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn sdk_config(md: &Metadata) -> Result<aws_types::SdkConfig, ComponentError> {
+    use aws_config::BehaviorVersion;
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = md.get("region") {
         loader = loader.region(aws_config::Region::new(region.to_owned()));
@@ -17,25 +23,34 @@ pub async fn sdk_config(md: &Metadata) -> Result<aws_config::SdkConfig, Componen
     if let Some(endpoint) = md.get("endpoint") {
         loader = loader.endpoint_url(endpoint);
     }
-    match (md.get("accessKey"), md.get("secretKey")) {
-        (Some(key), Some(secret)) => {
-            loader = loader.credentials_provider(Credentials::new(
-                key,
-                secret,
-                md.get("sessionToken").map(str::to_owned),
-                None,
-                "dapr-component-metadata",
-            ));
-        }
-        (None, None) => {}
-        _ => {
-            return Err(ComponentError::Invalid {
-                component: md.component.clone(),
-                message: "accessKey and secretKey are set together or not at all".into(),
-            });
-        }
+    if let Some(credentials) = metadata_credentials(md)? {
+        loader = loader.credentials_provider(credentials);
     }
     Ok(loader.load().await)
+}
+
+/// The SDK configuration one component's metadata describes.
+#[cfg(target_arch = "wasm32")]
+pub async fn sdk_config(md: &Metadata) -> Result<aws_types::SdkConfig, ComponentError> {
+    wasi::sdk_config(md)
+}
+
+/// The keys in the metadata, if any: both of `accessKey` and `secretKey`, or neither.
+fn metadata_credentials(md: &Metadata) -> Result<Option<Credentials>, ComponentError> {
+    match (md.get("accessKey"), md.get("secretKey")) {
+        (Some(key), Some(secret)) => Ok(Some(Credentials::new(
+            key,
+            secret,
+            md.get("sessionToken").map(str::to_owned),
+            None,
+            "dapr-component-metadata",
+        ))),
+        (None, None) => Ok(None),
+        _ => Err(ComponentError::Invalid {
+            component: md.component.clone(),
+            message: "accessKey and secretKey are set together or not at all".into(),
+        }),
+    }
 }
 
 /// The service's error code and message, for errors the caller sees.
