@@ -21,7 +21,7 @@
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const { HttpMethod, StateConcurrencyEnum } = require("@dapr/dapr");
-const { newAppServer, newClient, parseSdkError } = require("./sdk-common");
+const { newAppServer, newClient, parseSdkError, stopAll } = require("./sdk-common");
 
 const DAPR_HTTP_PORT = process.env.DAPR_HTTP_PORT;
 const APP_PORT = process.env.APP_PORT;
@@ -57,13 +57,7 @@ before(
   { timeout: 60_000 },
 );
 
-after(
-  async () => {
-    if (server) await server.stop();
-    if (client) await client.stop();
-  },
-  { timeout: 15_000 },
-);
+after(() => stopAll(server, client), { timeout: 15_000 });
 
 test("invoke: the component calls the app over the host's outgoing HTTP", { timeout: TEST_TIMEOUT }, async () => {
   const res = await client.invoker.invoke("orders", "hello", HttpMethod.POST, { n: 42 });

@@ -15,7 +15,7 @@
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const { HttpMethod, StateConcurrencyEnum } = require("@dapr/dapr");
-const { newAppServer, newClient, parseSdkError } = require("./sdk-common");
+const { newAppServer, newClient, parseSdkError, stopAll } = require("./sdk-common");
 
 const DAPR_HTTP_PORT = process.env.DAPR_HTTP_PORT;
 const APP_PORT = process.env.APP_PORT;
@@ -99,13 +99,7 @@ before(
   { timeout: 40_000 },
 );
 
-after(
-  async () => {
-    if (server) await server.stop();
-    if (client) await client.stop();
-  },
-  { timeout: 15_000 },
-);
+after(() => stopAll(server, client), { timeout: 15_000 });
 
 test("service invocation reaches the app's DaprServer and returns its answer", { timeout: TEST_TIMEOUT }, async () => {
   const res = await within(

@@ -32,6 +32,12 @@ function clientOptions(daprPort) {
   };
 }
 
+// Stops what `before` started, whichever of it did start.
+async function stopAll(server, client) {
+  if (server) await server.stop();
+  if (client) await client.stop();
+}
+
 // The SDK's HTTP client throws (or, for state.save/state.delete, returns as {error})
 // an Error whose message is JSON: {error: statusText, error_msg: body, status}.
 function parseSdkError(err) {
@@ -51,4 +57,4 @@ function parseSdkError(err) {
   return { status: parsed.status, body, raw: err.message };
 }
 
-module.exports = { newAppServer, newClient, parseSdkError };
+module.exports = { newAppServer, newClient, parseSdkError, stopAll };

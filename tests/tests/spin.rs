@@ -457,13 +457,7 @@ async fn dapr_sdk_through_the_component(backend: Backend) {
 
 /// Metadata as a component is given it.
 fn metadata(fields: &[(&'static str, String)]) -> tempest_components::metadata::Metadata {
-    tempest_components::metadata::Metadata {
-        component: "test".into(),
-        values: fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-    }
+    tempest_components::metadata::Metadata::new("test", fields.iter().cloned())
 }
 
 /// Azure's components: state on Azurite's Table service, publishing to its Queue service,

@@ -18,7 +18,7 @@ use tempest_http::{HttpClient, Request, Response};
 use tokio::sync::Mutex;
 
 use crate::ComponentError;
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, env};
 
 /// The `x-ms-version` of every storage request: the first that takes Entra ID tokens on all
 /// three storage services.
@@ -92,7 +92,6 @@ impl Credential {
         account: Option<&str>,
         service: Service,
     ) -> Result<Self, ComponentError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let auth = match (account, md.get("accountKey")) {
             (Some(account), Some(key)) => Auth::SharedKey {
                 account: account.to_owned(),

@@ -15,6 +15,20 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// The metadata of `component` with these fields.
+    pub fn new<K: Into<String>, V: Into<String>>(
+        component: impl Into<String>,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Metadata {
+            component: component.into(),
+            values: fields
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
     /// A field, if set and non-empty. Dapr matches metadata names case-insensitively.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values
@@ -80,4 +94,10 @@ impl Metadata {
             message: format!("metadata field {name:?}: {v:?} is not a duration"),
         })
     }
+}
+
+/// An environment variable, if set and non-empty: what a component falls back on where its
+/// metadata is silent (the cloud SDKs' own variables).
+pub(crate) fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }

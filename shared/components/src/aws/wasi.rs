@@ -23,11 +23,10 @@ use aws_types::region::Region;
 use aws_types::sdk_config::SdkConfig;
 
 use crate::ComponentError;
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, env};
 
 /// The SDK configuration one component's metadata describes, completed from the environment.
 pub(super) fn sdk_config(md: &Metadata) -> Result<SdkConfig, ComponentError> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let invalid = |message: &str| ComponentError::Invalid {
         component: md.component.clone(),
         message: message.into(),
