@@ -1,4 +1,4 @@
-//! Cloud storage emulators the tests start on free loopback ports: moto's S3 (`moto_server`,
+//! Cloud storage emulators the tests start on free loopback ports: moto (through `moto_atomic.py`,
 //! installed in the Python venv by scripts/test) and Azurite's Blob service (npm). Each is
 //! killed when its handle drops.
 
@@ -35,24 +35,27 @@ pub async fn wait_for_port(port: u16, what: &str) {
     panic!("{what} did not start on port {port}");
 }
 
-/// moto (`moto_server`: S3, DynamoDB, SQS, SNS, Secrets Manager, …) on a free port; the
-/// handle and its endpoint URL.
+/// moto (S3, DynamoDB, SQS, SNS, Secrets Manager, …) on a free port; the handle and its
+/// endpoint URL. It runs through `python/moto_atomic.py`, which handles one request at a time:
+/// `moto_server`'s threads race on conditional writes (two `PutItem`s with the same ETag
+/// condition can both win), where DynamoDB and S3 are atomic.
 pub async fn moto() -> (Server, String) {
-    let moto = clients().join("python/.venv/bin/moto_server");
+    let python = clients().join("python/.venv/bin/python");
     assert!(
-        moto.exists(),
-        "moto_server is missing: scripts/test installs it"
+        python.exists(),
+        "the Python venv with moto is missing: scripts/test installs it"
     );
     let port = crate::free_port();
     let server = Server(
-        Command::new(moto)
+        Command::new(python)
+            .arg(clients().join("python/moto_atomic.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start moto_server"),
+            .expect("start moto"),
     );
-    wait_for_port(port, "moto_server").await;
+    wait_for_port(port, "moto").await;
     (server, format!("http://127.0.0.1:{port}"))
 }
 
