@@ -955,8 +955,9 @@ fn print_column_sizes(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the instrumented Python app against `tempest serve`, then reports the stored bytes per
-/// span of what it sent: as ingested, and rewritten as one block the way compaction will.
+/// One ingest call into moto's S3 per request, interleaved with the same call into
+/// `memory://` and one PUT of the block's bytes to the same moto: how long a function host's
+/// commit waits on the store, in PUTs.
 async fn ingest_s3(requests: usize, traces: usize, moto: PathBuf) -> anyhow::Result<()> {
     use object_store::ObjectStoreExt;
     let (payloads, spans) = corpus(requests, traces);
@@ -1017,6 +1018,8 @@ async fn ingest_s3(requests: usize, traces: usize, moto: PathBuf) -> anyhow::Res
     Ok(())
 }
 
+/// Runs the instrumented Python app against `tempest serve`, then reports the stored bytes per
+/// span of what it sent: as ingested, and rewritten as one block the way compaction will.
 async fn real_app(
     bin: PathBuf,
     checkouts: usize,
