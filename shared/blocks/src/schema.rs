@@ -81,9 +81,35 @@ const DEDICATED: &[(&str, &str, ValueType)] = &[
     ("db.statement", "db_statement", ValueType::Str),
 ];
 
+/// The first bytes of the dedicated keys: most attribute keys of a span are not dedicated, and
+/// one table lookup turns most of them away before any string comparison.
+const DEDICATED_FIRST_BYTES: [bool; 256] = {
+    let mut first = [false; 256];
+    let mut i = 0;
+    while i < DEDICATED.len() {
+        first[DEDICATED[i].0.as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    first
+};
+
 /// The dedicated column an attribute key belongs to.
 fn dedicated_index(key: &str) -> Option<usize> {
+    let first = *key.as_bytes().first()?;
+    if !DEDICATED_FIRST_BYTES[usize::from(first)] {
+        return None;
+    }
     DEDICATED.iter().position(|(k, _, _)| *k == key)
+}
+
+/// The dedicated column `kv` has a value in, by its key and the type of its value.
+fn dedicated_slot(kv: &KeyValue) -> Option<usize> {
+    let i = dedicated_index(&kv.key)?;
+    matches!(
+        (&kv.value, DEDICATED[i].2),
+        (AnyValue::Str(_), ValueType::Str) | (AnyValue::Int(_), ValueType::Int)
+    )
+    .then_some(i)
 }
 
 /// The dedicated column of a span attribute key and the type of value it holds. A value of that
@@ -282,6 +308,38 @@ impl BlockShape {
             offset_index: batch.num_rows() > PAGE_ROWS,
             empty: empty_columns(|name| batch.column_by_name(name).is_some_and(no_value)),
         }
+    }
+
+    /// A block of `spans` written batch by batch: which columns no span gives a value is
+    /// found from the spans before the first batch is encoded. (Only the nullable columns can
+    /// be empty: the parent id, the service name and the dedicated attributes.)
+    pub fn of_spans(spans: &[Span]) -> Self {
+        let mut parent = false;
+        let mut service = false;
+        let mut dedicated = [false; DEDICATED.len()];
+        let mut last: *const Resource = std::ptr::null();
+        for s in spans {
+            parent |= s.parent_span_id.is_some();
+            // Neighbouring spans mostly share their resource: it is looked at once for them.
+            let resource = Arc::as_ptr(&s.resource);
+            if !service && resource != last {
+                last = resource;
+                service = s.resource.service_name().is_some();
+            }
+            for kv in &s.attributes {
+                if let Some(i) = dedicated_slot(kv) {
+                    dedicated[i] = true;
+                }
+            }
+        }
+        BlockShape::streamed(|name| match name {
+            "parent_span_id" => !parent,
+            columns::SERVICE_NAME => !service,
+            _ => DEDICATED
+                .iter()
+                .position(|(_, column, _)| *column == name)
+                .is_some_and(|i| !dedicated[i]),
+        })
     }
 }
 
@@ -532,7 +590,8 @@ pub fn to_batch_noting<'a>(
         let mut ints: [Option<i64>; DEDICATED.len()] = [None; DEDICATED.len()];
         rest.clear();
         for kv in &s.attributes {
-            let taken = match (dedicated_index(&kv.key), &kv.value) {
+            let dedicated = dedicated_index(&kv.key);
+            let taken = match (dedicated, &kv.value) {
                 (Some(i), AnyValue::Str(v))
                     if DEDICATED[i].2 == ValueType::Str && strs[i].is_none() =>
                 {
@@ -548,7 +607,7 @@ pub fn to_batch_noting<'a>(
                 _ => false,
             };
             if !taken {
-                if dedicated_index(&kv.key).is_some() {
+                if dedicated.is_some() {
                     let noted = format!("span.{}", kv.key);
                     if !generic.contains(&noted) {
                         generic.insert(noted);

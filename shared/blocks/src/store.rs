@@ -16,6 +16,10 @@ pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// Key prefix (may be empty).
     pub prefix: Path,
+    /// A cloud store reached over HTTP (S3, Azure Blob, Google Cloud Storage), rather than a
+    /// local folder or memory: writers store independent objects at once and upload large ones
+    /// in parts of S3's minimum size only there.
+    pub remote: bool,
 }
 
 /// Splits `scheme://bucket/prefix?k=v&…` into bucket, prefix and options.
@@ -49,6 +53,15 @@ where
 }
 
 impl Location {
+    /// A local (not [`remote`](Self::remote)) `store` under `prefix`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
+        Location {
+            store,
+            prefix,
+            remote: false,
+        }
+    }
+
     /// Opens the store a URL names:
     /// - a plain path or `file:///abs/path`: a local folder, created if missing;
     /// - `memory://`: in memory (tests);
@@ -64,10 +77,10 @@ impl Location {
             message,
         };
         if let Some(rest) = url.strip_prefix("memory://") {
-            return Ok(Location {
-                store: Arc::new(object_store::memory::InMemory::new()),
-                prefix: Path::from(rest),
-            });
+            return Ok(Location::new(
+                Arc::new(object_store::memory::InMemory::new()),
+                Path::from(rest),
+            ));
         }
         if let Some(location) = open_cloud(url)? {
             return Ok(location);
@@ -88,10 +101,7 @@ impl Location {
         };
         #[cfg(target_arch = "wasm32")]
         let store = crate::folder::FolderStore::new(&dir).map_err(|e| err(e.to_string()))?;
-        Ok(Location {
-            store: Arc::new(store),
-            prefix: Path::default(),
-        })
+        Ok(Location::new(Arc::new(store), Path::default()))
     }
 
     /// The object at `path`; `None` if there is none.
@@ -146,6 +156,7 @@ fn open_cloud(url: &str) -> Result<Option<Location>, BlockError> {
         Ok(Location {
             store: store.map_err(|e| err(e.to_string()))?,
             prefix: Path::from(prefix),
+            remote: true,
         })
     };
     if let Some(rest) = url.strip_prefix("s3://") {

@@ -22,18 +22,13 @@ use crate::store::Location;
 /// for good compression.
 pub const ROW_GROUP_SPANS: usize = 64 * 1024;
 
-/// A 128-bit content hash (two independent FNV-1a 64-bit lanes) of what `feed` is given, as a
-/// block id: the same content always names the same block.
+/// A 128-bit content hash (XXH3-128, a fixed published algorithm) of what `feed` is given, as
+/// a block id: the same content always names the same block. (A byte-at-a-time hash here was
+/// ~2% of an ingest call, BENCHMARKS.md.)
 pub(crate) fn content_id(fill: impl FnOnce(&mut dyn FnMut(&[u8]))) -> String {
-    let (mut a, mut b): (u64, u64) = (0xcbf2_9ce4_8422_2325, 0x8422_2325_cbf2_9ce4);
-    let mut feed = |bytes: &[u8]| {
-        for byte in bytes {
-            a = (a ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
-            b = (b ^ u64::from(*byte).rotate_left(3)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    fill(&mut feed);
-    uuid::Builder::from_random_bytes(((u128::from(a) << 64) | u128::from(b)).to_be_bytes())
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    fill(&mut |bytes: &[u8]| hasher.update(bytes));
+    uuid::Builder::from_random_bytes(hasher.digest128().to_be_bytes())
         .into_uuid()
         .to_string()
 }
@@ -55,8 +50,10 @@ fn block_id<'a>(tenant: &TenantId, spans: impl Iterator<Item = &'a Span>) -> Str
 
 /// Commits a block: stores its `files` (the data file and the bloom, or only the bloom when
 /// the data file is already stored), then `meta.json` — until that exists, readers do not see
-/// the block. The files do not depend on each other, so they are stored at once: on an object
-/// store a call then waits for two round trips instead of one per file (BENCHMARKS.md).
+/// the block. The files do not depend on each other, so a remote store gets them at once: a
+/// call then waits for two round trips instead of one per file. In a local folder they are
+/// created in the same new directory, and writing them at once only makes the writers spin on
+/// that directory's lock (BENCHMARKS.md).
 pub(crate) async fn commit(
     loc: &Location,
     meta: &BlockMeta,
@@ -65,19 +62,23 @@ pub(crate) async fn commit(
     let meta_json =
         serde_json::to_vec_pretty(meta).map_err(|e| crate::reader::corrupt(&meta.block_id, e))?;
     let (t, id) = (meta.tenant.as_str(), meta.block_id.as_str());
-    futures::future::try_join_all(files.into_iter().map(|(name, bytes)| async move {
+    let put = |name: &str, bytes: Vec<u8>| {
         let path = block_path(loc, t, id, name);
-        loc.store
-            .put(&path, PutPayload::from(Bytes::from(bytes)))
-            .await
-    }))
-    .await?;
-    loc.store
-        .put(
-            &block_path(loc, t, id, META),
-            PutPayload::from(Bytes::from(meta_json)),
-        )
-        .await?;
+        async move {
+            loc.store
+                .put(&path, PutPayload::from(Bytes::from(bytes)))
+                .await
+        }
+    };
+    if loc.remote {
+        futures::future::try_join_all(files.into_iter().map(|(name, bytes)| put(name, bytes)))
+            .await?;
+    } else {
+        for (name, bytes) in files {
+            put(name, bytes).await?;
+        }
+    }
+    put(META, meta_json).await?;
     Ok(())
 }
 
@@ -108,6 +109,12 @@ fn encode_parquet(
     order: &[usize],
     row_group_spans: usize,
 ) -> Result<(Vec<u8>, u64, BTreeSet<String>), BlockError> {
+    // A block of at most ENCODE_CHUNK spans is one batch here, so what its columns hold is
+    // seen in that batch before the first page is written; a larger block's empty columns are
+    // found from its spans. Either way its columns without a value need no compression or
+    // dictionary (a reader creates a compression context for every compressed column chunk it
+    // reads, BENCHMARKS.md); at most PAGE_ROWS spans, it needs no offset index.
+    let streamed = (order.len() > ENCODE_CHUNK).then(|| schema::BlockShape::of_spans(&spans));
     let mut generic = BTreeSet::new();
     let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
     let mut batches = order.chunks(ENCODE_CHUNK).map(|part| {
@@ -119,15 +126,7 @@ fn encode_parquet(
             arrow_schema::ArrowError::InvalidArgumentError("no spans to encode".into()),
         ));
     };
-    // A block of at most ENCODE_CHUNK spans is one batch here, so what its columns hold is
-    // known before the first page is written: its columns without a value need no
-    // compression or dictionary (a reader creates a compression context for every compressed
-    // column chunk it reads, BENCHMARKS.md); at most PAGE_ROWS spans, it needs no offset index.
-    let shape = if order.len() <= ENCODE_CHUNK {
-        schema::BlockShape::of(&first)
-    } else {
-        schema::BlockShape::streamed(|_| false)
-    };
+    let shape = streamed.unwrap_or_else(|| schema::BlockShape::of(&first));
     let options = ArrowWriterOptions::new()
         .with_properties(schema::writer_properties(row_group_spans, &shape))
         // The Arrow schema is the Parquet schema here; embedding it only grows every footer.

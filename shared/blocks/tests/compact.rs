@@ -322,3 +322,45 @@ async fn a_column_null_in_every_input_is_stored_plain_in_the_output() {
         .expect("span with a URL");
     assert_eq!(read.attributes, with_url.attributes);
 }
+
+/// An output larger than one upload part (1 MiB into a local folder) is stored part by part
+/// and reads back whole: every input span once, in stored order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_of_several_parts_reads_back_whole() {
+    let dir = tempfile::tempdir().expect("dir");
+    let loc = Location::open(&dir.path().to_string_lossy()).expect("store");
+    let tenant = TenantId::parse(Some("t")).expect("tenant");
+    let base = 1_700_000_000_000_000_000u64;
+    // Random ids and attribute values, so the output does not compress below a few parts.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let blocks: Vec<Vec<Span>> = (0..4u64)
+        .map(|b| {
+            (0..8_000u64)
+                .map(|n| {
+                    let mut s = span(0, 1, SpanKind::Server, base + b * 8_000 + n);
+                    s.trace_id = u128::from(random()).to_be_bytes();
+                    s.span_id = random().to_be_bytes();
+                    let value: String = (0..6).map(|_| format!("{:016x}", random())).collect();
+                    s.attributes = vec![KeyValue::str("k", &value)];
+                    s
+                })
+                .collect()
+        })
+        .collect();
+    let metas = write_blocks(&loc, &tenant, &blocks).await;
+    let out = merge(&loc, &tenant, &metas, MergeOptions::default())
+        .await
+        .expect("merge")
+        .expect("output");
+    assert!(out.data_size > 2 << 20, "output of {} bytes", out.data_size);
+    let got = reader::read_spans(&loc, &out).await.expect("read");
+    let mut want: Vec<Identity> = blocks.iter().flatten().map(identity).collect();
+    want.sort();
+    assert_eq!(got.iter().map(identity).collect::<Vec<_>>(), want);
+}

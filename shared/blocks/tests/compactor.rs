@@ -643,10 +643,7 @@ async fn two_compactors_at_once_lose_and_duplicate_nothing() {
 async fn killed_runs_keep_every_span_once(kills: Vec<i64>, seed: u64) -> bool {
     let mut any_killed = false;
     let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let loc = Location {
-        store: inner.clone(),
-        prefix: Path::from("traces"),
-    };
+    let loc = Location::new(inner.clone(), Path::from("traces"));
     let acked = ingest(&loc, batches(10, 4, 2, seed)).await;
     let clock = FakeClock::at(NOW_NS);
     let mut opts = options();
@@ -655,10 +652,7 @@ async fn killed_runs_keep_every_span_once(kills: Vec<i64>, seed: u64) -> bool {
     warm.blocks(&tenant()).await.expect("warm up");
     for (round, writes) in kills.into_iter().enumerate() {
         let killable = Arc::new(Killable::new(inner.clone(), writes));
-        let dying = Location {
-            store: Arc::new(Shared(killable.clone())),
-            prefix: loc.prefix.clone(),
-        };
+        let dying = Location::new(Arc::new(Shared(killable.clone())), loc.prefix.clone());
         // A fresh process each time, as after a kill.
         let compactor = Compactor::new(dying, opts.clone(), clock.clone());
         let outcome = compactor.run(None, &quiet).await;

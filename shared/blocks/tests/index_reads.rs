@@ -139,10 +139,7 @@ fn spans(block: u32, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Vec<Span> 
 #[tokio::test]
 async fn lookup_reads_a_fixed_number_of_objects() {
     let store = Arc::new(Counting::default());
-    let loc = Location {
-        store: store.clone(),
-        prefix: Path::from("traces"),
-    };
+    let loc = Location::new(store.clone(), Path::from("traces"));
     let tenant = TenantId::parse(Some("t")).expect("tenant");
     let resource = Arc::new(Resource {
         attributes: vec![KeyValue::str("service.name", "svc")],

@@ -51,8 +51,12 @@ impl Default for MergeOptions {
     }
 }
 
-/// Bytes per upload part of the output (S3's minimum part size).
+/// Bytes per upload part of the output to a remote store (S3's minimum part size).
 const UPLOAD_PART: usize = 5 << 20;
+
+/// Bytes per part of the output written to a local folder, which takes parts of any size: the
+/// writer holds a part being filled and two being written, so smaller parts hold less.
+const LOCAL_PART: usize = 1 << 20;
 
 /// One input: its stream and the batch being merged.
 struct Input {
@@ -255,10 +259,11 @@ pub async fn merge_data(
             }),
         ))
         .with_skip_arrow_metadata(true);
+    let part = if loc.remote { UPLOAD_PART } else { LOCAL_PART };
     let mut writer = AsyncArrowWriter::try_new_with_options(
-        // Parts of S3's minimum size, two in flight: the default (10 MiB, eight in flight)
-        // would hold up to 90 MiB of a large output.
-        BufWriter::with_capacity(loc.store.clone(), data_path, UPLOAD_PART).with_max_concurrency(2),
+        // Two parts in flight: the default (10 MiB, eight in flight) would hold up to 90 MiB
+        // of a large output.
+        BufWriter::with_capacity(loc.store.clone(), data_path, part).with_max_concurrency(2),
         schema::schema(),
         options,
     )?;
