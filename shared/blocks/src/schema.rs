@@ -102,14 +102,17 @@ fn dedicated_index(key: &str) -> Option<usize> {
     DEDICATED.iter().position(|(k, _, _)| *k == key)
 }
 
-/// The dedicated column `kv` has a value in, by its key and the type of its value.
-fn dedicated_slot(kv: &KeyValue) -> Option<usize> {
-    let i = dedicated_index(&kv.key)?;
+/// Whether dedicated column `i` takes `value` (a value of another type stays generic).
+fn takes(i: usize, value: &AnyValue) -> bool {
     matches!(
-        (&kv.value, DEDICATED[i].2),
+        (value, DEDICATED[i].2),
         (AnyValue::Str(_), ValueType::Str) | (AnyValue::Int(_), ValueType::Int)
     )
-    .then_some(i)
+}
+
+/// The dedicated column `kv` has a value in, by its key and the type of its value.
+fn dedicated_slot(kv: &KeyValue) -> Option<usize> {
+    dedicated_index(&kv.key).filter(|&i| takes(i, &kv.value))
 }
 
 /// The dedicated column of a span attribute key and the type of value it holds. A value of that
@@ -592,15 +595,11 @@ pub fn to_batch_noting<'a>(
         for kv in &s.attributes {
             let dedicated = dedicated_index(&kv.key);
             let taken = match (dedicated, &kv.value) {
-                (Some(i), AnyValue::Str(v))
-                    if DEDICATED[i].2 == ValueType::Str && strs[i].is_none() =>
-                {
+                (Some(i), AnyValue::Str(v)) if takes(i, &kv.value) && strs[i].is_none() => {
                     strs[i] = Some(v);
                     true
                 }
-                (Some(i), AnyValue::Int(v))
-                    if DEDICATED[i].2 == ValueType::Int && ints[i].is_none() =>
-                {
+                (Some(i), AnyValue::Int(v)) if takes(i, &kv.value) && ints[i].is_none() => {
                     ints[i] = Some(*v);
                     true
                 }

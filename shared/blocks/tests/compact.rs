@@ -66,6 +66,13 @@ async fn write_blocks(loc: &Location, tenant: &TenantId, blocks: &[Vec<Span>]) -
     metas
 }
 
+/// A local folder store in a temporary directory, and a tenant.
+fn local_folder() -> (tempfile::TempDir, Location, TenantId) {
+    let dir = tempfile::tempdir().expect("dir");
+    let loc = Location::open(&dir.path().to_string_lossy()).expect("store");
+    (dir, loc, TenantId::parse(Some("t")).expect("tenant"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_keeps_every_distinct_span_once_in_order() {
     let loc = Location::open("memory://").expect("store");
@@ -260,9 +267,7 @@ async fn dictionaries_stay_within_their_cap_however_large_the_row_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_null_in_every_input_is_stored_plain_in_the_output() {
     use parquet::basic::Compression;
-    let dir = tempfile::tempdir().expect("dir");
-    let loc = Location::open(&dir.path().to_string_lossy()).expect("store");
-    let tenant = TenantId::parse(Some("t")).expect("tenant");
+    let (dir, loc, tenant) = local_folder();
     let base = 1_700_000_000_000_000_000u64;
     let blocks: Vec<Vec<Span>> = (0..3u8)
         .map(|b| {
@@ -327,9 +332,7 @@ async fn a_column_null_in_every_input_is_stored_plain_in_the_output() {
 /// and reads back whole: every input span once, in stored order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_of_several_parts_reads_back_whole() {
-    let dir = tempfile::tempdir().expect("dir");
-    let loc = Location::open(&dir.path().to_string_lossy()).expect("store");
-    let tenant = TenantId::parse(Some("t")).expect("tenant");
+    let (_dir, loc, tenant) = local_folder();
     let base = 1_700_000_000_000_000_000u64;
     // Random ids and attribute values, so the output does not compress below a few parts.
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
