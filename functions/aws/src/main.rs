@@ -17,6 +17,8 @@ use lambda_runtime::Error;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    // Freed memory stays for the next call instead of being faulted in again (BENCHMARKS.md).
+    tempest_blocks::malloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

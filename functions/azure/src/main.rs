@@ -36,6 +36,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Freed memory stays for the next call instead of being faulted in again (BENCHMARKS.md).
+    tempest_blocks::malloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -480,6 +480,8 @@ async fn blocks(args: BlocksArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Freed memory stays for the next call instead of being faulted in again (BENCHMARKS.md).
+    tempest_blocks::malloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TEMPEST_LOG")

@@ -1571,6 +1571,8 @@ async fn compact_one(storage: &str) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // As the hosts do: the figures are those of the code they run.
+    tempest_blocks::malloc::keep_freed_memory();
     let cli = Cli::parse();
     let bin = cli.tempest_bin.unwrap_or_else(default_tempest_bin);
     match cli.command {

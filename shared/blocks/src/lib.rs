@@ -11,6 +11,7 @@ mod footer;
 pub mod index;
 pub mod ingest;
 pub mod listing;
+pub mod malloc;
 pub mod marks;
 pub mod meta;
 pub mod reader;

@@ -1,0 +1,53 @@
+//! The C allocator's settings for a process that encodes blocks. An ingest call allocates and
+//! frees a few MiB: the decoded spans, the Arrow columns, Parquet's pages and a zstd context per
+//! compressed column. With glibc's defaults the freed top of the heap goes back to the kernel
+//! once it passes a threshold that follows the largest block recently freed (a few hundred
+//! KiB here), and the next call faults it in again, page by page and zeroed: 9% of an ingest
+//! call's CPU, and `brk` and `munmap` another 5% (BENCHMARKS.md, Trace ingest, 2026-12-05:
+//! the allocator). Keeping a call's worth of freed memory removes that.
+
+/// Freed bytes at the top of the heap that glibc keeps rather than returns (`M_TRIM_THRESHOLD`):
+/// several ingest calls' working memory. Pages stay resident only where a call used them.
+pub const KEEP_FREED: usize = 16 << 20;
+
+/// Allocations from this size up get their own `mmap` (`M_MMAP_THRESHOLD`). Below it — a
+/// request's decoded spans, a batch's Arrow columns, a block's pages — they reuse the heap; a
+/// large request's body or block still goes back to the kernel whole when freed. Setting the
+/// trim threshold stops glibc from moving this one by itself, and left at its 128 KiB start
+/// decoding a request ran 10% slower (its span vectors are larger).
+pub const OWN_MAPPING_FROM: usize = 4 << 20;
+
+/// Makes the allocator keep up to [`KEEP_FREED`] bytes of freed memory for the next call, with
+/// allocations below [`OWN_MAPPING_FROM`] served from the heap. Call it once, at the start of
+/// `main`. True when the settings took effect (glibc on Linux); elsewhere it does nothing and
+/// returns false.
+pub fn keep_freed_memory() -> bool {
+    set(Setting::TrimThreshold, KEEP_FREED) && set(Setting::MmapThreshold, OWN_MAPPING_FROM)
+}
+
+/// The `mallopt` parameters used here.
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
+enum Setting {
+    TrimThreshold,
+    MmapThreshold,
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn set(setting: Setting, bytes: usize) -> bool {
+    let Ok(bytes) = libc::c_int::try_from(bytes) else {
+        return false;
+    };
+    let param = match setting {
+        Setting::TrimThreshold => libc::M_TRIM_THRESHOLD,
+        Setting::MmapThreshold => libc::M_MMAP_THRESHOLD,
+    };
+    // SAFETY: `mallopt` takes two integers and changes only the allocator's parameters, under
+    // the main arena's lock; it touches no memory of ours.
+    unsafe { libc::mallopt(param, bytes) == 1 }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn set(_setting: Setting, _bytes: usize) -> bool {
+    false
+}
