@@ -6,8 +6,10 @@
 //! call's CPU, and `brk` and `munmap` another 5% (BENCHMARKS.md, Trace ingest, 2026-12-05:
 //! the allocator). Keeping a call's worth of freed memory removes that.
 
-/// Freed bytes at the top of the heap that glibc keeps rather than returns (`M_TRIM_THRESHOLD`):
-/// several ingest calls' working memory. Pages stay resident only where a call used them.
+/// Freed bytes at the top of a heap that glibc keeps rather than returns (`M_TRIM_THRESHOLD`):
+/// several ingest calls' working memory. It holds for each of glibc's arenas (the main thread's
+/// and one per thread that allocated at the same time as another): a process holds at most this
+/// much more per arena than it uses, and only pages a call has touched are resident.
 pub const KEEP_FREED: usize = 16 << 20;
 
 /// Allocations from this size up get their own `mmap` (`M_MMAP_THRESHOLD`). Below it — a
