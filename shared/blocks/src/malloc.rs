@@ -21,35 +21,22 @@ pub const OWN_MAPPING_FROM: usize = 4 << 20;
 
 /// Makes the allocator keep up to [`KEEP_FREED`] bytes of freed memory for the next call, with
 /// allocations below [`OWN_MAPPING_FROM`] served from the heap. Call it once, at the start of
-/// `main`. True when the settings took effect (glibc on Linux); elsewhere it does nothing and
-/// returns false.
-pub fn keep_freed_memory() -> bool {
-    set(Setting::TrimThreshold, KEEP_FREED) && set(Setting::MmapThreshold, OWN_MAPPING_FROM)
-}
-
-/// The `mallopt` parameters used here.
-#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
-enum Setting {
-    TrimThreshold,
-    MmapThreshold,
-}
-
+/// `main`. True when the settings took effect (glibc on Linux).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn set(setting: Setting, bytes: usize) -> bool {
-    let Ok(bytes) = libc::c_int::try_from(bytes) else {
-        return false;
+pub fn keep_freed_memory() -> bool {
+    let set = |param: libc::c_int, bytes: usize| {
+        libc::c_int::try_from(bytes).is_ok_and(|bytes| {
+            // SAFETY: `mallopt` takes two integers and changes only the allocator's
+            // parameters, under the main arena's lock; it touches no memory of ours.
+            unsafe { libc::mallopt(param, bytes) == 1 }
+        })
     };
-    let param = match setting {
-        Setting::TrimThreshold => libc::M_TRIM_THRESHOLD,
-        Setting::MmapThreshold => libc::M_MMAP_THRESHOLD,
-    };
-    // SAFETY: `mallopt` takes two integers and changes only the allocator's parameters, under
-    // the main arena's lock; it touches no memory of ours.
-    unsafe { libc::mallopt(param, bytes) == 1 }
+    set(libc::M_TRIM_THRESHOLD, KEEP_FREED) && set(libc::M_MMAP_THRESHOLD, OWN_MAPPING_FROM)
 }
 
+/// Elsewhere there is no `mallopt`: does nothing and returns false.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set(_setting: Setting, _bytes: usize) -> bool {
+pub fn keep_freed_memory() -> bool {
     false
 }
