@@ -93,13 +93,6 @@ impl Location {
                     .into(),
             )),
         };
-        #[cfg(not(target_arch = "wasm32"))]
-        let store = {
-            std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
-            object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                .map_err(|e| err(e.to_string()))?
-        };
-        #[cfg(target_arch = "wasm32")]
         let store = crate::folder::FolderStore::new(&dir).map_err(|e| err(e.to_string()))?;
         Ok(Location::new(Arc::new(store), Path::default()))
     }
