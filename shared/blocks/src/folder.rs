@@ -114,6 +114,16 @@ impl FolderStore {
         })
     }
 
+    /// The object's file, open for reading, and its metadata; a folder is not an object.
+    fn open(&self, location: &Path) -> Result<(fs::File, fs::Metadata)> {
+        let f = fs::File::open(self.file(location)).map_err(|e| io_error(location, e))?;
+        let md = f.metadata().map_err(|e| io_error(location, e))?;
+        if md.is_dir() {
+            return Err(not_found(location, "a folder, not an object"));
+        }
+        Ok((f, md))
+    }
+
     /// Every object under `dir` (whose path is `prefix`), depth first.
     fn walk(&self, dir: &FsPath, prefix: &Path, out: &mut Vec<Result<ObjectMeta>>) {
         let entries = match entries(dir, prefix) {
@@ -350,12 +360,7 @@ impl ObjectStore for FolderStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let file = self.file(location);
-        let mut f = fs::File::open(&file).map_err(|e| io_error(location, e))?;
-        let md = f.metadata().map_err(|e| io_error(location, e))?;
-        if md.is_dir() {
-            return Err(not_found(location, "a folder, not an object"));
-        }
+        let (mut f, md) = self.open(location)?;
         let meta = object_meta(location.clone(), &md);
         options.check_preconditions(&meta)?;
         let range = match &options.range {
@@ -383,8 +388,8 @@ impl ObjectStore for FolderStore {
 
     /// Reads the ranges from one open file (the default opens it once a range).
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        let mut f = fs::File::open(self.file(location)).map_err(|e| io_error(location, e))?;
-        let size = f.metadata().map_err(|e| io_error(location, e))?.len();
+        let (mut f, md) = self.open(location)?;
+        let size = md.len();
         ranges
             .iter()
             .map(|range| {
@@ -451,6 +456,14 @@ impl ObjectStore for FolderStore {
 mod tests {
     use super::*;
     use object_store::{GetRange, ObjectStoreExt};
+
+    /// The names in the store's folder `dir`, staging files included.
+    fn names_in(s: &FolderStore, dir: &str) -> Vec<String> {
+        fs::read_dir(s.root.join(dir))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    }
 
     fn store() -> (tempfile::TempDir, FolderStore) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -524,11 +537,7 @@ mod tests {
             Err(object_store::Error::NotImplemented { .. })
         ));
         // No staging file is left behind by the refused writes.
-        let names: Vec<_> = fs::read_dir(s.root.join("t"))
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("lease")]);
+        assert_eq!(names_in(&s, "t"), ["lease"]);
     }
 
     #[tokio::test]
@@ -598,11 +607,7 @@ mod tests {
             .expect("part");
         aborted.abort().await.expect("abort");
         drop(s.put_multipart(&Path::from("t/y")).await.expect("start"));
-        let names: Vec<_> = fs::read_dir(s.root.join("t"))
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("block")]);
+        assert_eq!(names_in(&s, "t"), ["block"]);
     }
 
     #[tokio::test]
