@@ -6,7 +6,7 @@ use tempest_traces::Span;
 use tempest_traces::receivers::SpanSink;
 
 use crate::store::Location;
-use crate::writer;
+use crate::writer::{self, SortedSpans};
 
 /// Commits each batch as its own block before the receiver answers.
 pub struct BlockSink {
@@ -49,7 +49,7 @@ type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 struct Pending {
     tenant: TenantId,
-    spans: Vec<Span>,
+    spans: SortedSpans,
     done: Waiter,
 }
 
@@ -80,17 +80,17 @@ impl GroupCommitSink {
 
 /// Writes one block per tenant of the round, then answers every request of that tenant.
 async fn commit_round(loc: &Location, round: Vec<Pending>) {
-    let mut by_tenant: std::collections::BTreeMap<TenantId, (Vec<Span>, Vec<Waiter>)> =
+    let mut by_tenant: std::collections::BTreeMap<TenantId, (Vec<SortedSpans>, Vec<Waiter>)> =
         Default::default();
     for p in round {
         let entry = by_tenant.entry(p.tenant).or_default();
-        entry.0.extend(p.spans);
+        entry.0.push(p.spans);
         entry.1.push(p.done);
     }
     let writes = by_tenant
         .into_iter()
-        .map(|(tenant, (spans, waiters))| async move {
-            let result = writer::write_block(loc, &tenant, spans)
+        .map(|(tenant, (parts, waiters))| async move {
+            let result = writer::write_sorted(loc, &tenant, parts)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string());
@@ -104,6 +104,9 @@ async fn commit_round(loc: &Location, round: Vec<Pending>) {
 #[async_trait]
 impl SpanSink for GroupCommitSink {
     async fn commit(&self, tenant: TenantId, spans: Vec<Span>) -> Result<(), String> {
+        // Sorted and converted here, on the request's thread, while its spans are in cache;
+        // the committer then only merges and encodes (BENCHMARKS.md).
+        let spans = SortedSpans::new(spans).map_err(|e| e.to_string())?;
         let (done, wait) = tokio::sync::oneshot::channel();
         self.tx
             .send(Pending {

@@ -41,6 +41,10 @@ pub enum ValueType {
 pub mod columns {
     /// The trace id (16 bytes).
     pub const TRACE_ID: &str = "trace_id";
+    /// The span id (8 bytes).
+    pub const SPAN_ID: &str = "span_id";
+    /// The span's start (Unix nanoseconds, `Int64`).
+    pub const START: &str = "start_unix_nano";
     /// The span name.
     pub const NAME: &str = "name";
     /// The span kind (OTLP numbering, `Int8`).
@@ -172,7 +176,7 @@ fn columns() -> Vec<Column> {
         // Random bytes: nothing compresses them.
         Column {
             statistics: false,
-            ..plain(col("span_id", DataType::FixedSizeBinary(8)))
+            ..plain(col(columns::SPAN_ID, DataType::FixedSizeBinary(8)))
         },
         // Siblings share their parent and sit next to each other: zstd folds the repeats. A
         // dictionary would store each parent once too, but its random ids and indices take
@@ -195,7 +199,7 @@ fn columns() -> Vec<Column> {
         // encoding on integers only since 2026: the format stays readable by older readers.)
         Column {
             encoding: Some(Encoding::DELTA_BINARY_PACKED),
-            ..plain(col("start_unix_nano", DataType::Int64))
+            ..plain(col(columns::START, DataType::Int64))
         },
         Column {
             encoding: Some(Encoding::DELTA_BINARY_PACKED),
@@ -305,11 +309,16 @@ impl BlockShape {
         }
     }
 
-    /// A block whose spans are all in `batch`.
-    pub fn of(batch: &RecordBatch) -> Self {
+    /// A block whose spans are all in `batches`, known before the first is written.
+    pub fn of(batches: &[RecordBatch]) -> Self {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         BlockShape {
-            offset_index: batch.num_rows() > PAGE_ROWS,
-            empty: empty_columns(|name| batch.column_by_name(name).is_some_and(no_value)),
+            offset_index: rows > PAGE_ROWS,
+            empty: empty_columns(|name| {
+                batches
+                    .iter()
+                    .all(|b| b.column_by_name(name).is_some_and(no_value))
+            }),
         }
     }
 
@@ -664,7 +673,8 @@ pub fn to_batch_noting<'a>(
     RecordBatch::try_new(schema(), columns)
 }
 
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, String> {
+/// Column `name` of `batch` as the Arrow array type `T`.
+pub(crate) fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, String> {
     batch
         .column_by_name(name)
         .ok_or_else(|| format!("column {name} missing"))?
@@ -767,7 +777,7 @@ fn parse_events(text: &str) -> Result<Vec<Event>, String> {
 /// Converts a record batch of a block back into spans, sharing equal resources and scopes.
 pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
     let trace_id = column::<FixedSizeBinaryArray>(batch, columns::TRACE_ID)?;
-    let span_id = column::<FixedSizeBinaryArray>(batch, "span_id")?;
+    let span_id = column::<FixedSizeBinaryArray>(batch, columns::SPAN_ID)?;
     let parent = column::<FixedSizeBinaryArray>(batch, "parent_span_id")?;
     let s = |name| column::<StringArray>(batch, name);
     let (name, status_message, service) = (
@@ -784,7 +794,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Span>, String> {
         s("other")?,
     );
     let kind = column::<Int8Array>(batch, columns::KIND)?;
-    let start = column::<Int64Array>(batch, "start_unix_nano")?;
+    let start = column::<Int64Array>(batch, columns::START)?;
     let duration = column::<Int64Array>(batch, columns::DURATION)?;
     let status = column::<Int32Array>(batch, columns::STATUS_CODE)?;
     // Resources, scopes and `other` objects repeat from row to row: each distinct one is

@@ -3,6 +3,9 @@
 use object_store::ObjectStoreExt;
 use std::collections::BTreeSet;
 
+use arrow_array::{FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray};
+use arrow_schema::ArrowError;
+use arrow_select::interleave::interleave_record_batch;
 use bytes::Bytes;
 use object_store::PutPayload;
 use parquet::arrow::ArrowWriter;
@@ -15,7 +18,7 @@ use crate::bloom::Bloom;
 use crate::footer;
 use crate::listing::{BLOOM, DATA, META, block_path};
 use crate::meta::{BlockMeta, FORMAT};
-use crate::schema;
+use crate::schema::{self, columns};
 use crate::store::Location;
 
 /// Spans per Parquet row group: small enough for range reads of one group, large enough
@@ -28,24 +31,79 @@ pub const ROW_GROUP_SPANS: usize = 64 * 1024;
 pub(crate) fn content_id(fill: impl FnOnce(&mut dyn FnMut(&[u8]))) -> String {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     fill(&mut |bytes: &[u8]| hasher.update(bytes));
+    id_of(&hasher)
+}
+
+fn id_of(hasher: &xxhash_rust::xxh3::Xxh3) -> String {
     uuid::Builder::from_random_bytes(hasher.digest128().to_be_bytes())
         .into_uuid()
         .to_string()
 }
 
-/// A block id derived from the tenant and the spans, so writing the same batch twice (a
-/// retried request) produces the same block rather than a second copy.
-fn block_id<'a>(tenant: &TenantId, spans: impl Iterator<Item = &'a Span>) -> String {
-    content_id(|feed| {
-        feed(tenant.as_str().as_bytes());
-        for s in spans {
-            feed(&s.trace_id);
-            feed(&s.span_id);
-            feed(&s.start_unix_nano.to_le_bytes());
-            feed(&s.end_unix_nano.to_le_bytes());
-            feed(s.name.as_bytes());
+/// What a block's id, bloom and `meta.json` say of its rows, gathered from its batches in
+/// block order as they are encoded, whichever way the batches were made.
+struct Rows {
+    /// The block id: the tenant, then each row's trace id, span id, start, end and name, so
+    /// writing the same batch twice (a retried request) produces the same block rather than a
+    /// second copy.
+    id: xxhash_rust::xxh3::Xxh3,
+    /// Distinct trace ids: rows are in trace order, so each trace starts where the id changes.
+    traces: Vec<[u8; 16]>,
+    start: u64,
+    end: u64,
+    count: u64,
+}
+
+impl Rows {
+    fn new(tenant: &TenantId) -> Self {
+        let mut id = xxhash_rust::xxh3::Xxh3::new();
+        id.update(tenant.as_str().as_bytes());
+        Rows {
+            id,
+            traces: Vec::new(),
+            start: u64::MAX,
+            end: 0,
+            count: 0,
         }
-    })
+    }
+
+    fn add(&mut self, batch: &RecordBatch) -> Result<(), BlockError> {
+        let trace = column::<FixedSizeBinaryArray>(batch, columns::TRACE_ID)?;
+        let span = column::<FixedSizeBinaryArray>(batch, columns::SPAN_ID)?;
+        let start = column::<Int64Array>(batch, columns::START)?;
+        let duration = column::<Int64Array>(batch, columns::DURATION)?;
+        let name = column::<StringArray>(batch, columns::NAME)?;
+        for row in 0..batch.num_rows() {
+            let trace_id = <[u8; 16]>::try_from(trace.value(row))
+                .map_err(|_| invalid("trace id width".into()))?;
+            if self.traces.last() != Some(&trace_id) {
+                self.traces.push(trace_id);
+            }
+            // Stored as the columns hold them: the end is the start plus the duration, which
+            // the span model keeps at zero when an end precedes its start.
+            let begin = start.value(row) as u64;
+            let end = begin.saturating_add(duration.value(row) as u64);
+            self.start = self.start.min(begin);
+            self.end = self.end.max(end);
+            self.id.update(&trace_id);
+            self.id.update(span.value(row));
+            self.id.update(&begin.to_le_bytes());
+            self.id.update(&end.to_le_bytes());
+            self.id.update(name.value(row).as_bytes());
+        }
+        self.count += batch.num_rows() as u64;
+        Ok(())
+    }
+}
+
+/// A batch of this module's own making that is not what the schema says.
+fn invalid(message: String) -> BlockError {
+    BlockError::Arrow(ArrowError::InvalidArgumentError(message))
+}
+
+/// Column `name` of `batch` as the Arrow array type `T`.
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, BlockError> {
+    schema::column(batch, name).map_err(invalid)
 }
 
 /// Commits a block: stores its `files` (the data file and the bloom, or only the bloom when
@@ -101,32 +159,45 @@ fn sort_order(spans: &[Span]) -> Vec<usize> {
     keys.into_iter().map(|k| k.3).collect()
 }
 
-/// Encodes spans in `order` as a Parquet file, consuming them chunk by chunk so each chunk's
-/// strings are freed once encoded; returns the bytes and the number of row groups.
-/// Also returns the dedicated attributes some of whose values went to the generic lists.
-fn encode_parquet(
+/// `spans` in `order` as Arrow batches of at most [`ENCODE_CHUNK`] rows, adding to `generic`
+/// the dedicated attributes some of whose values went to the generic lists. One chunk is
+/// converted from the spans where they are; past one, each chunk's spans are moved out and
+/// freed once converted, so memory holds about one chunk in both forms.
+fn into_batches<'a>(
     spans: Vec<Span>,
-    order: &[usize],
-    row_group_spans: usize,
-) -> Result<(Vec<u8>, u64, BTreeSet<String>), BlockError> {
-    // A block of at most ENCODE_CHUNK spans is one batch here, so what its columns hold is
-    // seen in that batch before the first page is written; a larger block's empty columns are
-    // found from its spans. Either way its columns without a value need no compression or
-    // dictionary (a reader creates a compression context for every compressed column chunk it
-    // reads, BENCHMARKS.md); at most PAGE_ROWS spans, it needs no offset index.
-    let streamed = (order.len() > ENCODE_CHUNK).then(|| schema::BlockShape::of_spans(&spans));
-    let mut generic = BTreeSet::new();
-    let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
-    let mut batches = order.chunks(ENCODE_CHUNK).map(|part| {
-        let chunk: Vec<Span> = part.iter().filter_map(|&i| slots[i].take()).collect();
-        schema::to_batch_noting(chunk.iter(), &mut generic)
-    });
-    let Some(first) = batches.next().transpose()? else {
-        return Err(BlockError::Arrow(
-            arrow_schema::ArrowError::InvalidArgumentError("no spans to encode".into()),
-        ));
+    order: &'a [usize],
+    generic: &'a mut BTreeSet<String>,
+) -> impl Iterator<Item = Result<RecordBatch, BlockError>> + 'a {
+    let (mut whole, mut slots) = if order.len() > ENCODE_CHUNK {
+        (None, spans.into_iter().map(Some).collect())
+    } else {
+        (Some(spans), Vec::new())
     };
-    let shape = streamed.unwrap_or_else(|| schema::BlockShape::of(&first));
+    order.chunks(ENCODE_CHUNK).map(move |part| {
+        let batch = match whole.take() {
+            Some(spans) => schema::to_batch_noting(part.iter().map(|&i| &spans[i]), generic),
+            None => {
+                let chunk: Vec<Span> = part.iter().filter_map(|&i| slots[i].take()).collect();
+                schema::to_batch_noting(chunk.iter(), generic)
+            }
+        };
+        Ok(batch?)
+    })
+}
+
+/// Encodes `batches` (in block order) as a Parquet file, noting each in `rows`; returns the
+/// bytes and the number of row groups. Without a `shape` given, the first batch must hold the
+/// whole block, and its columns decide the shape.
+fn encode_parquet(
+    mut batches: impl Iterator<Item = Result<RecordBatch, BlockError>>,
+    shape: Option<schema::BlockShape>,
+    rows: &mut Rows,
+    row_group_spans: usize,
+) -> Result<(Vec<u8>, u64), BlockError> {
+    let Some(first) = batches.next().transpose()? else {
+        return Err(invalid("no spans to encode".into()));
+    };
+    let shape = shape.unwrap_or_else(|| schema::BlockShape::of(std::slice::from_ref(&first)));
     let options = ArrowWriterOptions::new()
         .with_properties(schema::writer_properties(row_group_spans, &shape))
         // The Arrow schema is the Parquet schema here; embedding it only grows every footer.
@@ -134,16 +205,16 @@ fn encode_parquet(
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new_with_options(&mut buf, schema::schema(), options)?;
     // The writer cuts a row group every ROW_GROUP_SPANS rows.
-    writer.write(&first)?;
-    drop(first);
-    for batch in batches {
-        writer.write(&batch?)?;
+    for batch in std::iter::once(Ok(first)).chain(batches) {
+        let batch = batch?;
+        rows.add(&batch)?;
+        writer.write(&batch)?;
     }
     writer.flush()?;
     let groups = writer.flushed_row_groups().len() as u64;
     let metadata = writer.close()?;
     footer::slim(&mut buf, metadata)?;
-    Ok((buf, groups, generic))
+    Ok((buf, groups))
 }
 
 /// Runs CPU work of milliseconds (encoding a block) so it does not stall the other tasks of a
@@ -182,34 +253,137 @@ pub async fn write_block_with(
     if spans.is_empty() {
         return Ok(None);
     }
-    let order = sort_order(&spans);
-    let id = block_id(tenant, order.iter().map(|&i| &spans[i]));
-    // Spans are in trace order: each trace starts where the id changes. The filter is sized
-    // for the traces, not the spans (a trace has several), or it would be several times larger.
-    let trace_ids = || {
-        order
-            .iter()
-            .enumerate()
-            .filter(|&(n, &i)| n == 0 || spans[order[n - 1]].trace_id != spans[i].trace_id)
-            .map(|(_, &i)| &spans[i].trace_id)
-    };
-    let traces = trace_ids().count();
-    let mut bloom = Bloom::with_capacity(traces);
-    trace_ids().for_each(|id| bloom.insert(id));
-    let traces = traces as u64;
-    let start_time_unix_nano = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
-    let end_time_unix_nano = spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(0);
-    let span_count = spans.len() as u64;
-    let (data, row_groups, generic) = cpu_bound(|| encode_parquet(spans, &order, row_group_spans))?;
+    let encoded = cpu_bound(|| {
+        let order = sort_order(&spans);
+        // A block larger than one batch is written batch by batch: which of its columns are
+        // empty is found from the spans before the first batch is encoded.
+        let shape = (order.len() > ENCODE_CHUNK).then(|| schema::BlockShape::of_spans(&spans));
+        let (mut generic, mut rows) = (BTreeSet::new(), Rows::new(tenant));
+        let (data, groups) = encode_parquet(
+            into_batches(spans, &order, &mut generic),
+            shape,
+            &mut rows,
+            row_group_spans,
+        )?;
+        Ok::<_, BlockError>((data, groups, rows, generic))
+    })?;
+    commit_encoded(loc, tenant, encoded).await.map(Some)
+}
+
+/// A request's spans in block order as Arrow batches, made on the thread that decoded them
+/// (where their memory is freed as it was allocated, and still in cache) for a group commit
+/// to merge with other requests' ([`write_sorted`]).
+pub struct SortedSpans {
+    batches: Vec<RecordBatch>,
+    generic: BTreeSet<String>,
+    len: usize,
+}
+
+impl SortedSpans {
+    /// Sorts and converts `spans`, freeing them.
+    pub fn new(spans: Vec<Span>) -> Result<Self, BlockError> {
+        let len = spans.len();
+        let order = sort_order(&spans);
+        let mut generic = BTreeSet::new();
+        let batches = into_batches(spans, &order, &mut generic).collect::<Result<_, _>>()?;
+        Ok(SortedSpans {
+            batches,
+            generic,
+            len,
+        })
+    }
+
+    /// Spans held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no span is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Writes the spans of `parts` for `tenant` as one block, in block order, and commits it;
+/// `None` when the parts hold no span. The block is the one [`write_block`] writes for all
+/// their spans at once.
+pub async fn write_sorted(
+    loc: &Location,
+    tenant: &TenantId,
+    parts: Vec<SortedSpans>,
+) -> Result<Option<BlockMeta>, BlockError> {
+    if parts.iter().all(SortedSpans::is_empty) {
+        return Ok(None);
+    }
+    let encoded = cpu_bound(|| {
+        let single = parts.len() == 1;
+        let (mut generic, mut batches) = (BTreeSet::new(), Vec::new());
+        for part in parts {
+            generic.extend(part.generic);
+            batches.extend(part.batches);
+        }
+        let shape = Some(schema::BlockShape::of(&batches));
+        let mut rows = Rows::new(tenant);
+        let (data, groups) = if single {
+            encode_parquet(
+                batches.into_iter().map(Ok),
+                shape,
+                &mut rows,
+                ROW_GROUP_SPANS,
+            )?
+        } else {
+            let order = merged_order(&batches)?;
+            let batches: Vec<&RecordBatch> = batches.iter().collect();
+            let merged = order
+                .chunks(ENCODE_CHUNK)
+                .map(|chunk| Ok(interleave_record_batch(&batches, chunk)?));
+            encode_parquet(merged, shape, &mut rows, ROW_GROUP_SPANS)?
+        };
+        Ok::<_, BlockError>((data, groups, rows, generic))
+    })?;
+    commit_encoded(loc, tenant, encoded).await.map(Some)
+}
+
+/// The rows of `batches` (each in block order) as (batch, row) in block order.
+fn merged_order(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>, BlockError> {
+    let mut keys = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        let trace = column::<FixedSizeBinaryArray>(batch, columns::TRACE_ID)?;
+        let span = column::<FixedSizeBinaryArray>(batch, columns::SPAN_ID)?;
+        let start = column::<Int64Array>(batch, columns::START)?;
+        keys.extend((0..batch.num_rows()).map(|row| {
+            (
+                trace.value(row),
+                start.value(row) as u64,
+                span.value(row),
+                b,
+                row,
+            )
+        }));
+    }
+    keys.sort_unstable();
+    Ok(keys.into_iter().map(|(_, _, _, b, row)| (b, row)).collect())
+}
+
+/// Stores an encoded block's data file and bloom, then its `meta.json`.
+async fn commit_encoded(
+    loc: &Location,
+    tenant: &TenantId,
+    (data, row_groups, rows, generic): (Vec<u8>, u64, Rows, BTreeSet<String>),
+) -> Result<BlockMeta, BlockError> {
+    // Sized for the traces, not the spans (a trace has several), or it would be several times
+    // larger.
+    let mut bloom = Bloom::with_capacity(rows.traces.len());
+    rows.traces.iter().for_each(|id| bloom.insert(id));
     let bloom = bloom.to_bytes();
     let meta = BlockMeta {
         format: FORMAT.into(),
-        block_id: id.clone(),
+        block_id: id_of(&rows.id),
         tenant: tenant.to_string(),
-        start_time_unix_nano,
-        end_time_unix_nano,
-        span_count,
-        trace_count: traces,
+        start_time_unix_nano: rows.start,
+        end_time_unix_nano: rows.end,
+        span_count: rows.count,
+        trace_count: rows.traces.len() as u64,
         data_size: data.len() as u64,
         bloom_size: bloom.len() as u64,
         row_groups,
@@ -220,5 +394,5 @@ pub async fn write_block_with(
         replaces: Vec::new(),
     };
     commit(loc, &meta, vec![(DATA, data), (BLOOM, bloom)]).await?;
-    Ok(Some(meta))
+    Ok(meta)
 }

@@ -299,3 +299,94 @@ async fn bloom_sized_for_traces_and_offset_index_only_where_it_serves() {
         normalise(bigger)
     );
 }
+
+/// A group commit converts each request's spans on its own thread and merges the requests'
+/// sorted batches when it writes (`writer::write_sorted`): the block is the one a single call
+/// writes for all the spans (same id, same bytes, same meta), whether it is one encoding batch
+/// or several, and whether a trace's spans came in one request or several.
+#[tokio::test]
+async fn merged_requests_make_the_block_one_call_writes() {
+    let tenant = TenantId::parse(Some("merged")).expect("tenant");
+    let other_resource = Arc::new(Resource {
+        attributes: vec![KeyValue::str("host.name", "h2")],
+        dropped_attributes_count: 0,
+    });
+    for (spans, traces, requests) in [(40, 7, 3), (1400, 200, 1), (9000, 300, 4)] {
+        let mut all = spans_in_traces(spans, traces);
+        // A request without a service name and another dedicated attribute, so the requests'
+        // batches differ in which columns they fill.
+        for s in all.iter_mut().skip(1).step_by(5) {
+            s.resource = other_resource.clone();
+            s.attributes.push(KeyValue::str("db.system", "postgresql"));
+        }
+        // Round-robin, so every request holds spans of most traces.
+        let mut parts = vec![Vec::new(); requests];
+        for (n, s) in all.iter().enumerate() {
+            parts[n % requests].push(s.clone());
+        }
+        let (grouped, single) = (
+            Location::open("memory://").expect("open"),
+            Location::open("memory://").expect("open"),
+        );
+        let parts = parts
+            .into_iter()
+            .map(writer::SortedSpans::new)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("convert");
+        let merged = writer::write_sorted(&grouped, &tenant, parts)
+            .await
+            .expect("write")
+            .expect("non-empty");
+        let whole = writer::write_block(&single, &tenant, all.clone())
+            .await
+            .expect("write")
+            .expect("non-empty");
+        let data = |loc: &Location, meta: &tempest_blocks::BlockMeta| {
+            let path = tempest_blocks::listing::block_path(
+                loc,
+                &meta.tenant,
+                &meta.block_id,
+                tempest_blocks::listing::DATA,
+            );
+            let store = loc.store.clone();
+            async move {
+                use object_store::ObjectStoreExt;
+                store
+                    .get(&path)
+                    .await
+                    .expect("get")
+                    .bytes()
+                    .await
+                    .expect("bytes")
+            }
+        };
+        assert_eq!(
+            data(&grouped, &merged).await,
+            data(&single, &whole).await,
+            "{spans} spans"
+        );
+        let created = whole.created_at.clone();
+        assert_eq!(
+            tempest_blocks::BlockMeta {
+                created_at: created,
+                ..merged.clone()
+            },
+            whole
+        );
+        assert_eq!(
+            (merged.span_count, merged.trace_count),
+            (u64::from(spans), u64::from(traces))
+        );
+        let back = reader::read_spans(&grouped, &merged).await.expect("read");
+        assert_eq!(normalise(back), normalise(all));
+    }
+    // No spans, no block.
+    let empty = writer::SortedSpans::new(Vec::new()).expect("convert");
+    let loc = Location::open("memory://").expect("open");
+    assert!(
+        writer::write_sorted(&loc, &tenant, vec![empty])
+            .await
+            .expect("write")
+            .is_none()
+    );
+}

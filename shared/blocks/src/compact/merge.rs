@@ -98,8 +98,8 @@ impl KeyColumns {
         }
         Ok(KeyColumns {
             trace_id: get(batch, columns::TRACE_ID)?,
-            span_id: get(batch, "span_id")?,
-            start: get(batch, "start_unix_nano")?,
+            span_id: get(batch, columns::SPAN_ID)?,
+            start: get(batch, columns::START)?,
             kind: get(batch, columns::KIND)?,
         })
     }
