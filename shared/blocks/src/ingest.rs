@@ -49,7 +49,7 @@ type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 struct Pending {
     tenant: TenantId,
-    spans: SortedSpans,
+    part: SortedSpans,
     done: Waiter,
 }
 
@@ -61,11 +61,11 @@ impl GroupCommitSink {
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut round = vec![first];
-                let mut spans = round[0].spans.len();
+                let mut spans = round[0].part.len();
                 while spans < max_spans {
                     match rx.try_recv() {
                         Ok(p) => {
-                            spans += p.spans.len();
+                            spans += p.part.len();
                             round.push(p);
                         }
                         Err(_) => break,
@@ -84,7 +84,7 @@ async fn commit_round(loc: &Location, round: Vec<Pending>) {
         Default::default();
     for p in round {
         let entry = by_tenant.entry(p.tenant).or_default();
-        entry.0.push(p.spans);
+        entry.0.push(p.part);
         entry.1.push(p.done);
     }
     let writes = by_tenant
@@ -106,14 +106,10 @@ impl SpanSink for GroupCommitSink {
     async fn commit(&self, tenant: TenantId, spans: Vec<Span>) -> Result<(), String> {
         // Sorted and converted here, on the request's thread, while its spans are in cache;
         // the committer then only merges and encodes (BENCHMARKS.md).
-        let spans = SortedSpans::new(spans).map_err(|e| e.to_string())?;
+        let part = SortedSpans::new(spans).map_err(|e| e.to_string())?;
         let (done, wait) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Pending {
-                tenant,
-                spans,
-                done,
-            })
+            .send(Pending { tenant, part, done })
             .await
             .map_err(|_| "the block committer has stopped".to_owned())?;
         wait.await

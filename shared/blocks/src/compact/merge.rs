@@ -90,11 +90,7 @@ struct KeyColumns {
 impl KeyColumns {
     fn of(batch: &RecordBatch) -> Result<Self, String> {
         fn get<T: Clone + 'static>(batch: &RecordBatch, name: &str) -> Result<T, String> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<T>())
-                .cloned()
-                .ok_or_else(|| format!("column {name}"))
+            crate::schema::column::<T>(batch, name).cloned()
         }
         Ok(KeyColumns {
             trace_id: get(batch, columns::TRACE_ID)?,
