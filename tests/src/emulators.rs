@@ -3,36 +3,18 @@
 //! killed when its handle drops.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A server process killed when the test ends.
-pub struct Server(pub Child);
+pub use crate::process::Server;
+use crate::process::spawn_listening;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// How long an emulator may take to listen.
+const START: Duration = Duration::from_secs(20);
 
 /// The test clients folder (`tests/clients`).
 pub fn clients() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
-}
-
-/// Waits until something listens on `port`, or panics naming `what`.
-pub async fn wait_for_port(port: u16, what: &str) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not start on port {port}");
 }
 
 /// moto (S3, DynamoDB, SQS, SNS, Secrets Manager, …) on a free port; the handle and its
@@ -45,17 +27,15 @@ pub async fn moto() -> (Server, String) {
         python.exists(),
         "the Python venv with moto is missing: scripts/test installs it"
     );
-    let port = crate::free_port();
-    let server = Server(
-        Command::new(python)
-            .arg(clients().join("python/moto_atomic.py"))
+    let (server, port) = spawn_listening("moto", START, |port| {
+        let mut cmd = Command::new(&python);
+        cmd.arg(clients().join("python/moto_atomic.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto"),
-    );
-    wait_for_port(port, "moto").await;
+            .stderr(Stdio::null());
+        cmd
+    })
+    .await;
     (server, format!("http://127.0.0.1:{port}"))
 }
 
@@ -144,25 +124,23 @@ pub const AZURITE_ACCOUNT: (&str, &str) = (
 pub async fn azurite(service: &str) -> (Server, tempfile::TempDir, String) {
     let bin = clients().join(format!("node_modules/.bin/azurite-{service}"));
     assert!(bin.exists(), "Azurite is missing: scripts/test installs it");
-    let port = crate::free_port();
     let data = tempfile::tempdir().expect("tempdir");
-    let server = Server(
-        Command::new(bin)
-            .args([
-                &format!("--{service}Host"),
-                "127.0.0.1",
-                &format!("--{service}Port"),
-                &port.to_string(),
-                "--location",
-            ])
-            .arg(data.path())
-            .args(["--silent", "--skipApiVersionCheck"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Azurite"),
-    );
-    wait_for_port(port, "Azurite").await;
+    let (server, port) = spawn_listening("Azurite", START, |port| {
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            &format!("--{service}Host"),
+            "127.0.0.1",
+            &format!("--{service}Port"),
+            &port.to_string(),
+            "--location",
+        ])
+        .arg(data.path())
+        .args(["--silent", "--skipApiVersionCheck"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        cmd
+    })
+    .await;
     (
         server,
         data,

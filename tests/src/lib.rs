@@ -6,6 +6,7 @@ pub mod clients;
 pub mod emulators;
 pub mod keyvault;
 pub mod lambda;
+pub mod process;
 pub mod tempest;
 pub mod wasmtime;
 

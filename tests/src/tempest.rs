@@ -132,11 +132,16 @@ impl Tempest {
                 }
                 panic!("tempest exited with {status} during start:\n{log}");
             }
+            // Healthy, and the answer came from this process, not from one that took the port.
             if client
                 .get(&health)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().as_u16() == 204)
+                && self
+                    .child
+                    .as_ref()
+                    .is_some_and(|c| crate::process::listens_on(c.id(), self.port))
             {
                 return;
             }

@@ -2,7 +2,9 @@
 //! does (a fresh instance per request): used by the Spin tests and by `tempest-bench spin`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::process::{Server, spawn_listening};
 use std::time::{Duration, Instant};
 
 /// The `wasmtime` CLI `scripts/install-wasmtime` installs; `TEMPEST_WASMTIME` overrides.
@@ -24,67 +26,46 @@ pub fn binary() -> PathBuf {
 
 /// One served component; killed when dropped.
 pub struct Served {
-    child: Child,
+    _server: Server,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     /// From starting `wasmtime serve` to its port answering (compiling the component).
     pub listening_after: Duration,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Serves `component` as `function` (its TEMPEST_FUNCTION) with `env` in its environment and
 /// `data`, if given, mounted at `/data` (spin.toml's data folder); without it the component has
-/// no folder. Panics when the server exits or does not listen within 120 s.
+/// no folder. Panics when it does not listen within 120 s, or exits before it listens on four
+/// ports in a row.
 pub async fn serve(
     component: &Path,
     function: Option<&str>,
     data: Option<&Path>,
     env: &[(&str, String)],
 ) -> Served {
-    let port = crate::free_port();
     let started = Instant::now();
-    let mut cmd = Command::new(binary());
-    cmd.args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")]);
-    if let Some(data) = data {
-        cmd.arg("--dir").arg(format!("{}::/data", data.display()));
-    }
-    if let Some(f) = function {
-        cmd.arg("--env").arg(format!("TEMPEST_FUNCTION={f}"));
-    }
-    for (k, v) in env {
-        cmd.arg("--env").arg(format!("{k}={v}"));
-    }
-    let child = cmd
-        .arg(component)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start wasmtime serve");
-    // Owned by `Served` from here, so a panic below still stops the process.
-    let mut served = Served {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        listening_after: Duration::ZERO,
-    };
     // Compiling a component takes seconds on two shared cores.
-    while started.elapsed() < Duration::from_secs(120) {
-        if let Some(status) = served.child.try_wait().expect("wasmtime status") {
-            panic!("wasmtime serve exited before it listened: {status}");
+    let (server, port) = spawn_listening("wasmtime serve", Duration::from_secs(120), |port| {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")]);
+        if let Some(data) = data {
+            cmd.arg("--dir").arg(format!("{}::/data", data.display()));
         }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            served.listening_after = started.elapsed();
-            return served;
+        if let Some(f) = function {
+            cmd.arg("--env").arg(format!("TEMPEST_FUNCTION={f}"));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        for (k, v) in env {
+            cmd.arg("--env").arg(format!("{k}={v}"));
+        }
+        cmd.arg(component)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        cmd
+    })
+    .await;
+    Served {
+        _server: server,
+        url: format!("http://127.0.0.1:{port}"),
+        listening_after: started.elapsed(),
     }
-    panic!("wasmtime serve did not listen on {port} within 120 s");
 }

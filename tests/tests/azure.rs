@@ -4,37 +4,31 @@
 //! invocation — and the app folder it writes (`host.json`, one `function.json` per function).
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use tempest_tests::emulators::{azurite_blob, wait_for_port};
+use tempest_tests::emulators::azurite_blob;
+use tempest_tests::process::{Server, spawn_listening};
 
 struct Handler {
-    child: Child,
+    _server: Server,
     url: String,
 }
 
-impl Drop for Handler {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn start_handler(envs: &[(&str, String)]) -> Handler {
-    let port = tempest_tests::free_port();
-    let child = Command::new(tempest_tests::tempest::sibling_binary("tempest-azure"))
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("TEMPEST_SELF_TELEMETRY", "0")
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tempest-azure");
-    wait_for_port(port, "the custom handler").await;
+    let (server, port) = spawn_listening("the custom handler", Duration::from_secs(20), |port| {
+        let mut cmd = Command::new(tempest_tests::tempest::sibling_binary("tempest-azure"));
+        cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("TEMPEST_SELF_TELEMETRY", "0")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        cmd
+    })
+    .await;
     Handler {
-        child,
+        _server: server,
         url: format!("http://127.0.0.1:{port}"),
     }
 }

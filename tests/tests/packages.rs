@@ -185,17 +185,20 @@ async fn the_azure_package_is_a_function_app() {
     // The packaged handler serves, as the Functions host starts it.
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = executable(dir.path(), "handler", elf);
-    let port = tempest_tests::free_port();
-    let mut child = std::process::Command::new(bin)
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("TEMPEST_DATA_DIR", dir.path().join("data"))
-        .env("TEMPEST_SELF_TELEMETRY", "0")
-        .spawn()
-        .expect("start handler");
-    tempest_tests::emulators::wait_for_port(port, "the packaged handler").await;
+    let (server, port) = tempest_tests::process::spawn_listening(
+        "the packaged handler",
+        std::time::Duration::from_secs(20),
+        |port| {
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+                .env("TEMPEST_DATA_DIR", dir.path().join("data"))
+                .env("TEMPEST_SELF_TELEMETRY", "0");
+            cmd
+        },
+    )
+    .await;
     let resp = reqwest::get(format!("http://127.0.0.1:{port}/ready")).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let resp = resp.expect("GET /ready");
     assert_eq!(resp.status(), 200);
 }
