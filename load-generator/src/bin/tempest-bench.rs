@@ -685,21 +685,26 @@ fn corpus(requests: usize, traces: usize) -> (Vec<Vec<u8>>, u64) {
 async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<()> {
     let (payloads, spans_per_round) = corpus(requests, traces);
     let payload_bytes: usize = payloads.iter().map(Vec::len).sum();
-    // Floor: decoding the same payloads alone, on this one thread.
-    let (mut decode_spans, c0, t0) = (0u64, own_cpu(), Instant::now());
-    while t0.elapsed().as_secs_f64() < seconds {
-        for p in &payloads {
-            decode_spans += tempest_traces::otlp::decode_protobuf(p)?.spans.len() as u64;
-        }
-    }
-    let (decode_cpu, decode_wall) = (own_cpu() - c0, t0.elapsed().as_secs_f64());
-    // Encode only: the same, committed to an in-memory store, so the file system's share shows.
+    // Three single-thread phases, taken in turns of a quarter second each so that the
+    // machine's drift (other tenants, clock changes) touches all three alike: the floor,
+    // decoding alone; encoding into an in-memory store, so the file system's share shows;
+    // and ingest, one committed block per request in a local folder.
     let mem = tempest_blocks::store::Location::open("memory:///")?;
-    let encode = ingest_phase(&mem, &payloads, seconds, "encode rounds").await?;
-    // Ingest: decode and commit one block per request to a local folder, on this one thread.
     let dir = tempfile::tempdir()?;
     let loc = tempest_blocks::store::Location::open(&dir.path().to_string_lossy())?;
-    let ingest = ingest_phase(&loc, &payloads, seconds, "ingest rounds").await?;
+    let (mut decode, mut encode, mut ingest) =
+        (Phase::default(), Phase::default(), Phase::default());
+    // Each phase takes the payloads in turn from where its last slice stopped.
+    let (mut next_decode, mut next_encode, mut next_ingest) = (0, 0, 0);
+    let pb = bar((seconds.ceil() as u64).max(1), "decode, encode, ingest");
+    while ingest.wall < seconds {
+        decode_slice(&payloads, SLICE, &mut next_decode, &mut decode)?;
+        ingest_slice(&mem, &payloads, SLICE, &mut next_encode, &mut encode).await?;
+        ingest_slice(&loc, &payloads, SLICE, &mut next_ingest, &mut ingest).await?;
+        pb.set_position(ingest.wall as u64);
+    }
+    pb.finish_and_clear();
+    let (decode_spans, decode_cpu, decode_wall) = (decode.spans, decode.cpu, decode.wall);
     let (ingest_spans, stored, blocks, ingest_cpu, ingest_wall) = (
         ingest.spans,
         ingest.stored,
@@ -775,7 +780,8 @@ async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<
     Ok(())
 }
 
-/// What one ingest phase of the benchmark did.
+/// What one ingest phase of the benchmark did, summed over its slices.
+#[derive(Default)]
 struct Phase {
     spans: u64,
     stored: u64,
@@ -784,40 +790,54 @@ struct Phase {
     wall: f64,
 }
 
-/// Decodes each payload and commits it as one block to `loc`, round after round, for at least
-/// `seconds`. Each round writes under its own tenant: block ids derive from tenant and content,
-/// so a repeated round would otherwise overwrite its earlier blocks, which ingest never does.
-async fn ingest_phase(
+/// Wall time of one turn of a single-thread phase: long enough that the CPU counter's 10 ms
+/// ticks are a few percent of it, short enough that the phases see the same machine.
+const SLICE: f64 = 0.25;
+
+/// Decodes payloads, one after another, for at least `seconds`, adding to `phase`.
+fn decode_slice(
+    payloads: &[Vec<u8>],
+    seconds: f64,
+    next: &mut usize,
+    phase: &mut Phase,
+) -> anyhow::Result<()> {
+    let (c0, t0) = (own_cpu(), Instant::now());
+    while t0.elapsed().as_secs_f64() < seconds {
+        let p = &payloads[*next % payloads.len()];
+        *next += 1;
+        phase.spans += tempest_traces::otlp::decode_protobuf(p)?.spans.len() as u64;
+    }
+    phase.cpu += own_cpu() - c0;
+    phase.wall += t0.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// Decodes payloads, one after another, and commits each as one block to `loc`, for at least
+/// `seconds`, adding to `phase`. Each pass over the payloads writes under its own tenant: block
+/// ids derive from tenant and content, so a repeated pass would otherwise overwrite its earlier
+/// blocks, which ingest never does.
+async fn ingest_slice(
     loc: &tempest_blocks::store::Location,
     payloads: &[Vec<u8>],
     seconds: f64,
-    label: &str,
-) -> anyhow::Result<Phase> {
-    let (mut spans, mut stored, mut blocks, c0, t0) = (0u64, 0u64, 0u64, own_cpu(), Instant::now());
-    let pb = bar((seconds.ceil() as u64).max(1), label);
-    let mut round = 0u64;
+    next: &mut usize,
+    phase: &mut Phase,
+) -> anyhow::Result<()> {
+    let (c0, t0) = (own_cpu(), Instant::now());
     while t0.elapsed().as_secs_f64() < seconds {
-        round += 1;
-        let tenant = tempest_core::TenantId::parse(Some(&format!("round-{round}")))?;
-        let tenant = &tenant;
-        for p in payloads {
-            let batch = tempest_traces::otlp::decode_protobuf(p)?.spans;
-            spans += batch.len() as u64;
-            if let Some(meta) = tempest_blocks::writer::write_block(loc, tenant, batch).await? {
-                stored += meta.data_size + meta.bloom_size;
-                blocks += 1;
-            }
+        let (pass, i) = (*next / payloads.len(), *next % payloads.len());
+        *next += 1;
+        let tenant = tempest_core::TenantId::parse(Some(&format!("round-{pass}")))?;
+        let batch = tempest_traces::otlp::decode_protobuf(&payloads[i])?.spans;
+        phase.spans += batch.len() as u64;
+        if let Some(meta) = tempest_blocks::writer::write_block(loc, &tenant, batch).await? {
+            phase.stored += meta.data_size + meta.bloom_size;
+            phase.blocks += 1;
         }
-        pb.set_position(t0.elapsed().as_secs());
     }
-    pb.finish_and_clear();
-    Ok(Phase {
-        spans,
-        stored,
-        blocks,
-        cpu: own_cpu() - c0,
-        wall: t0.elapsed().as_secs_f64(),
-    })
+    phase.cpu += own_cpu() - c0;
+    phase.wall += t0.elapsed().as_secs_f64();
+    Ok(())
 }
 
 /// Requests in flight in the group-commit phase.

@@ -540,6 +540,12 @@ fn push_events(out: &mut String, events: &[Event]) {
     out.push(']');
 }
 
+/// The builder of one dedicated attribute column, of its type.
+enum DedicatedBuilder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+}
+
 /// Converts spans (already sorted) into one record batch.
 pub fn to_batch<'a>(
     spans: impl ExactSizeIterator<Item = &'a Span>,
@@ -565,10 +571,12 @@ pub fn to_batch_noting<'a>(
         Int64Builder::with_capacity(n),
     );
     let mut status = Int32Builder::with_capacity(n);
-    let mut ded_str: Vec<StringBuilder> = DEDICATED.iter().map(|_| strings()).collect();
-    let mut ded_int: Vec<Int64Builder> = DEDICATED
+    let mut dedicated: Vec<DedicatedBuilder> = DEDICATED
         .iter()
-        .map(|_| Int64Builder::with_capacity(n))
+        .map(|(_, _, t)| match t {
+            ValueType::Str => DedicatedBuilder::Str(strings()),
+            ValueType::Int => DedicatedBuilder::Int(Int64Builder::with_capacity(n)),
+        })
         .collect();
     let mut attributes = StringBuilder::with_capacity(n, n * 64);
     let (mut events, mut res_attrs, mut scope_name, mut scope_version, mut other) =
@@ -624,9 +632,11 @@ pub fn to_batch_noting<'a>(
                 rest.push(kv);
             }
         }
-        for i in 0..DEDICATED.len() {
-            ded_str[i].append_option(strs[i]);
-            ded_int[i].append_option(ints[i]);
+        for (i, column) in dedicated.iter_mut().enumerate() {
+            match column {
+                DedicatedBuilder::Str(b) => b.append_option(strs[i]),
+                DedicatedBuilder::Int(b) => b.append_option(ints[i]),
+            }
         }
         buf.clear();
         if !rest.is_empty() {
@@ -654,10 +664,10 @@ pub fn to_batch_noting<'a>(
         Arc::new(status_message.finish()),
         Arc::new(service.finish()),
     ];
-    for (i, (_, _, k)) in DEDICATED.iter().enumerate() {
-        columns.push(match k {
-            ValueType::Str => Arc::new(ded_str[i].finish()),
-            ValueType::Int => Arc::new(ded_int[i].finish()),
+    for column in &mut dedicated {
+        columns.push(match column {
+            DedicatedBuilder::Str(b) => Arc::new(b.finish()),
+            DedicatedBuilder::Int(b) => Arc::new(b.finish()),
         });
     }
     for c in [
