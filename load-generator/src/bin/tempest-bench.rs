@@ -704,55 +704,34 @@ async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<
         pb.set_position(ingest.wall as u64);
     }
     pb.finish_and_clear();
-    let (decode_spans, decode_cpu, decode_wall) = (decode.spans, decode.cpu, decode.wall);
-    let (ingest_spans, stored, blocks, ingest_cpu, ingest_wall) = (
-        ingest.spans,
-        ingest.stored,
-        ingest.blocks,
-        ingest.cpu,
-        ingest.wall,
-    );
     // Group commit, as `tempest serve` ingests: concurrent requests share blocks.
     let group_dir = tempfile::tempdir()?;
     let group = group_commit_phase(group_dir.path(), &payloads, seconds, IN_FLIGHT).await?;
-    let per_core = |n: u64, cpu: f64| n as f64 / cpu.max(1e-9);
     println!(
         "## Ingest: OTLP protobuf to committed local blocks ({requests} requests x {traces} traces = {spans_per_round} spans per round, {:.1} MB of OTLP protobuf)\n",
         payload_bytes as f64 / 1e6
     );
     println!("| phase | spans | wall s | CPU s | spans/s per core |");
     println!("|---|---|---|---|---|");
+    println!("{}", decode.row("decode only (floor)"));
+    println!("{}", encode.row("decode + encode block (in-memory store)"));
+    println!("{}", ingest.row("decode + commit block"));
     println!(
-        "| decode only (floor) | {decode_spans} | {decode_wall:.2} | {decode_cpu:.2} | {:.0} |",
-        per_core(decode_spans, decode_cpu)
-    );
-    println!(
-        "| decode + encode block (in-memory store) | {} | {:.2} | {:.2} | {:.0} |",
-        encode.spans,
-        encode.wall,
-        encode.cpu,
-        per_core(encode.spans, encode.cpu)
-    );
-    println!(
-        "| decode + commit block | {ingest_spans} | {ingest_wall:.2} | {ingest_cpu:.2} | {:.0} |",
-        per_core(ingest_spans, ingest_cpu)
-    );
-    println!(
-        "| decode + group commit ({IN_FLIGHT} requests in flight, as `tempest serve`) | {} | {:.2} | {:.2} | {:.0} |",
-        group.spans,
-        group.wall,
-        group.cpu,
-        per_core(group.spans, group.cpu)
+        "{}",
+        group.row(&format!(
+            "decode + group commit ({IN_FLIGHT} requests in flight, as `tempest serve`)"
+        ))
     );
     println!(
         "\ningest / decode-only: **{:.0}%** (goal >= 40%); ingest spans/s per core: **{:.0}** (goal >= 300,000)",
-        100.0 * per_core(ingest_spans, ingest_cpu) / per_core(decode_spans, decode_cpu),
-        per_core(ingest_spans, ingest_cpu)
+        100.0 * ingest.per_core() / decode.per_core(),
+        ingest.per_core()
     );
     println!(
-        "stored bytes per span (data.parquet + bloom, {blocks} blocks of ~{} spans): **{:.1}** (goal <= 40); OTLP protobuf of the same spans: {:.1} bytes/span",
+        "stored bytes per span (data.parquet + bloom, {} blocks of ~{} spans): **{:.1}** (goal <= 40); OTLP protobuf of the same spans: {:.1} bytes/span",
+        ingest.blocks,
         spans_per_round / requests as u64,
-        stored as f64 / ingest_spans.max(1) as f64,
+        ingest.stored as f64 / ingest.spans.max(1) as f64,
         payload_bytes as f64 / spans_per_round as f64
     );
     println!(
@@ -760,7 +739,7 @@ async fn ingest(requests: usize, traces: usize, seconds: f64) -> anyhow::Result<
         group.blocks,
         group.spans / group.blocks.max(1),
         group.stored as f64 / group.spans.max(1) as f64,
-        100.0 * per_core(group.spans, group.cpu) / per_core(decode_spans, decode_cpu),
+        100.0 * group.per_core() / decode.per_core(),
     );
     print_column_sizes(dir.path())?;
     // One 10 MB request, ingested by a fresh process that holds nothing else.
@@ -790,6 +769,35 @@ struct Phase {
     wall: f64,
 }
 
+impl Phase {
+    /// Spans per CPU-second.
+    fn per_core(&self) -> f64 {
+        self.spans as f64 / self.cpu.max(1e-9)
+    }
+
+    /// The phase as a row of the benchmark's table.
+    fn row(&self, label: &str) -> String {
+        format!(
+            "| {label} | {} | {:.2} | {:.2} | {:.0} |",
+            self.spans,
+            self.wall,
+            self.cpu,
+            self.per_core()
+        )
+    }
+
+    /// Adds the CPU and wall time since `turn` (from [`turn_start`]).
+    fn charge(&mut self, (cpu, wall): (f64, Instant)) {
+        self.cpu += own_cpu() - cpu;
+        self.wall += wall.elapsed().as_secs_f64();
+    }
+}
+
+/// The process's CPU time and the wall clock at the start of a turn.
+fn turn_start() -> (f64, Instant) {
+    (own_cpu(), Instant::now())
+}
+
 /// Wall time of one turn of a single-thread phase: long enough that the CPU counter's 10 ms
 /// ticks are a few percent of it, short enough that the phases see the same machine.
 const SLICE: f64 = 0.25;
@@ -801,14 +809,13 @@ fn decode_slice(
     next: &mut usize,
     phase: &mut Phase,
 ) -> anyhow::Result<()> {
-    let (c0, t0) = (own_cpu(), Instant::now());
-    while t0.elapsed().as_secs_f64() < seconds {
+    let turn = turn_start();
+    while turn.1.elapsed().as_secs_f64() < seconds {
         let p = &payloads[*next % payloads.len()];
         *next += 1;
         phase.spans += tempest_traces::otlp::decode_protobuf(p)?.spans.len() as u64;
     }
-    phase.cpu += own_cpu() - c0;
-    phase.wall += t0.elapsed().as_secs_f64();
+    phase.charge(turn);
     Ok(())
 }
 
@@ -823,8 +830,8 @@ async fn ingest_slice(
     next: &mut usize,
     phase: &mut Phase,
 ) -> anyhow::Result<()> {
-    let (c0, t0) = (own_cpu(), Instant::now());
-    while t0.elapsed().as_secs_f64() < seconds {
+    let turn = turn_start();
+    while turn.1.elapsed().as_secs_f64() < seconds {
         let (pass, i) = (*next / payloads.len(), *next % payloads.len());
         *next += 1;
         let tenant = tempest_core::TenantId::parse(Some(&format!("round-{pass}")))?;
@@ -835,8 +842,7 @@ async fn ingest_slice(
             phase.blocks += 1;
         }
     }
-    phase.cpu += own_cpu() - c0;
-    phase.wall += t0.elapsed().as_secs_f64();
+    phase.charge(turn);
     Ok(())
 }
 
