@@ -57,7 +57,7 @@ pub async fn run(bootstrap: &Path, reference: &Path, trials: usize) -> anyhow::R
             function: Some("query"),
             event: http_event(
                 "GET",
-                &format!("/api/traces/{}", hex(&trace_id(3))),
+                &format!("/api/traces/{}", tempest_core::hex::encode(&trace_id(3))),
                 &[],
                 None,
             ),
@@ -247,9 +247,4 @@ pub(crate) fn trace_id(n: u8) -> [u8; 16] {
     let mut id = [0xcd; 16];
     id[15] = n;
     id
-}
-
-/// Lower-case hex.
-pub(crate) fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -15,7 +15,7 @@ use prost::Message;
 
 use tempest_tests::wasmtime::serve;
 
-use crate::cold_start::{hex, otlp, trace_id};
+use crate::cold_start::{otlp, trace_id};
 
 /// What a case's requests go to.
 enum Target {
@@ -114,7 +114,7 @@ pub async fn run(component: &Path, reference: &Path, requests: usize) -> anyhow:
             label: "query: trace by ID (8 blocks)",
             target: Target::Function("query"),
             method: reqwest::Method::GET,
-            path: format!("/api/traces/{}", hex(&trace_id(3))),
+            path: format!("/api/traces/{}", tempest_core::hex::encode(&trace_id(3))),
             body: None,
         },
         Case {

@@ -458,7 +458,7 @@ async fn blocks(args: BlocksArgs) -> anyhow::Result<()> {
                 "trace {trace_id} not found for tenant {tenant}"
             );
             for s in spans {
-                let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+                let hex = tempest_core::hex::encode;
                 let line = serde_json::json!({
                     "traceId": hex(&s.trace_id),
                     "spanId": hex(&s.span_id),

@@ -1240,7 +1240,7 @@ async fn trace_by_id(
     let picks: Vec<(u32, u32)> = (0..lookups)
         .map(|_| (rng.gen_range(0..blocks), rng.gen_range(0..per_block)))
         .collect();
-    let hex = |id: [u8; 16]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = |id: [u8; 16]| tempest_core::hex::encode(&id);
     // Warm the query function's index, as a warm function instance has it.
     let (b0, t0) = picks[0];
     http.get(format!(

@@ -51,6 +51,12 @@ fn push_escaped(out: &mut String, s: &str) {
     out.push_str(&s[plain..]);
 }
 
+/// Appends an integer, as `Display` writes it but without the formatting machinery (this runs
+/// for integer attributes and event times of every span).
+pub fn push_int(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
 /// Appends one value. Written by hand rather than through `serde_json::Value`: this runs for
 /// every attribute of every ingested span.
 fn push_value(out: &mut String, v: &AnyValue) {
@@ -58,13 +64,13 @@ fn push_value(out: &mut String, v: &AnyValue) {
     match v {
         AnyValue::Str(s) => push_json_str(out, s),
         AnyValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        AnyValue::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
+        AnyValue::Int(i) => push_int(out, *i),
         AnyValue::Double(d) if d.is_finite() => {
             // serde_json writes integral floats with ".0", which keeps them apart from ints.
             match serde_json::Number::from_f64(*d) {
-                Some(n) => out.push_str(&n.to_string()),
+                Some(n) => {
+                    let _ = write!(out, "{n}");
+                }
                 None => out.push_str("null"),
             }
         }

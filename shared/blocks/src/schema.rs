@@ -9,7 +9,7 @@
 //! count low and compresses only the columns where zstd pays (BENCHMARKS.md).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arrow_array::builder::{
     FixedSizeBinaryBuilder, Int8Builder, Int32Builder, Int64Builder, StringBuilder,
@@ -19,9 +19,11 @@ use arrow_array::{
     StringArray,
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowSchemaConverter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use serde_json::Value;
 use tempest_traces::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind};
 
@@ -161,8 +163,13 @@ const fn col(name: &'static str, data_type: DataType) -> Column {
     }
 }
 
-/// Every column, in file order.
-fn columns() -> Vec<Column> {
+/// Every column, in file order: built once (each block's writer settings and batches use it).
+fn columns() -> &'static [Column] {
+    static COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(build_columns);
+    &COLUMNS
+}
+
+fn build_columns() -> Vec<Column> {
     let plain = |c: Column| Column {
         dictionary: false,
         ..c
@@ -251,20 +258,34 @@ fn columns() -> Vec<Column> {
 
 /// The Arrow schema of a block's data file.
 pub fn schema() -> SchemaRef {
-    let fields: Vec<Field> = columns()
-        .into_iter()
-        .map(|c| Field::new(c.name, c.data_type, c.nullable))
-        .collect();
-    Arc::new(Schema::new(fields))
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let fields: Vec<Field> = columns()
+            .iter()
+            .map(|c| Field::new(c.name, c.data_type.clone(), c.nullable))
+            .collect();
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// The Parquet schema of a block's data file, [`schema`] converted once rather than by every
+/// writer.
+pub fn parquet_schema() -> Result<SchemaDescriptor, ParquetError> {
+    static PARQUET: LazyLock<Result<SchemaDescriptor, String>> = LazyLock::new(|| {
+        ArrowSchemaConverter::new()
+            .convert(&schema())
+            .map_err(|e| e.to_string())
+    });
+    PARQUET.clone().map_err(ParquetError::General)
 }
 
 /// The schema for filtering scans: string columns stored with a dictionary are read as Arrow
 /// dictionaries, so a filter tests each distinct value once instead of every row's copy.
 pub fn scan_schema() -> SchemaRef {
     let fields: Vec<Field> = columns()
-        .into_iter()
+        .iter()
         .map(|c| {
-            let data_type = match c.data_type {
+            let data_type = match c.data_type.clone() {
                 DataType::Utf8 if c.dictionary => {
                     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
                 }
@@ -358,7 +379,7 @@ impl BlockShape {
 /// The columns stored differently when `empty` (those with a dictionary or compression).
 fn empty_columns(empty: impl Fn(&str) -> bool) -> Vec<&'static str> {
     columns()
-        .into_iter()
+        .iter()
         .filter(|c| c.zstd || c.dictionary)
         .filter(|c| empty(c.name))
         .map(|c| c.name)
@@ -406,10 +427,6 @@ pub fn writer_properties(max_row_group: usize, shape: &BlockShape) -> WriterProp
         }
     }
     props.build()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -471,7 +488,6 @@ fn push_key(out: &mut String, key: &str) {
 /// Appends the `other` object of a span: only the fields that differ from their defaults; the
 /// empty string when none does.
 fn push_other(out: &mut String, s: &Span) {
-    use std::fmt::Write as _;
     if !s.trace_state.is_empty() {
         push_key(out, "trace_state");
         attrs::push_json_str(out, &s.trace_state);
@@ -492,7 +508,7 @@ fn push_other(out: &mut String, s: &Span) {
     ] {
         if n != 0 {
             push_key(out, key);
-            let _ = write!(out, "{n}");
+            attrs::push_int(out, n);
         }
     }
     if !s.scope.attributes.is_empty() {
@@ -506,11 +522,19 @@ fn push_other(out: &mut String, s: &Span) {
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "[\"{}\",\"{}\",", hex(&l.trace_id), hex(&l.span_id));
+            out.push_str("[\"");
+            tempest_core::hex::push(out, &l.trace_id);
+            out.push_str("\",\"");
+            tempest_core::hex::push(out, &l.span_id);
+            out.push_str("\",");
             attrs::push_json_str(out, &l.trace_state);
             out.push(',');
             attrs::push_list(out, &l.attributes);
-            let _ = write!(out, ",{},{}]", l.dropped_attributes_count, l.flags);
+            out.push(',');
+            attrs::push_int(out, l.dropped_attributes_count);
+            out.push(',');
+            attrs::push_int(out, l.flags);
+            out.push(']');
         }
         out.push(']');
     }
@@ -522,7 +546,6 @@ fn push_other(out: &mut String, s: &Span) {
 /// Appends a span's events, `[[time_unix_nano, name, attributes, dropped], …]`; nothing when
 /// it has none.
 fn push_events(out: &mut String, events: &[Event]) {
-    use std::fmt::Write as _;
     if events.is_empty() {
         return;
     }
@@ -531,11 +554,15 @@ fn push_events(out: &mut String, events: &[Event]) {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "[{},", e.time_unix_nano);
+        out.push('[');
+        attrs::push_int(out, e.time_unix_nano);
+        out.push(',');
         attrs::push_json_str(out, &e.name);
         out.push(',');
         attrs::push_list(out, &e.attributes);
-        let _ = write!(out, ",{}]", e.dropped_attributes_count);
+        out.push(',');
+        attrs::push_int(out, e.dropped_attributes_count);
+        out.push(']');
     }
     out.push(']');
 }

@@ -320,7 +320,7 @@ fn sign(key: &[u8], text: &str) -> String {
 /// `sha256()` reproduces.
 pub fn short_hash(text: &str, n: usize) -> String {
     let digest = Sha256::digest(text.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = tempest_core::hex::encode(&digest);
     hex[..n.min(hex.len())].to_owned()
 }
 

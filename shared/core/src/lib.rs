@@ -2,6 +2,7 @@
 
 pub mod cloudevents;
 pub mod config;
+pub mod hex;
 pub mod tenant;
 pub mod tracecontext;
 

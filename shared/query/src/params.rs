@@ -25,7 +25,7 @@ pub fn trace_id(text: &str) -> Result<[u8; 16], String> {
 
 /// A trace id as Tempo prints it in search results: hex without leading zeros.
 pub fn trace_id_hex(id: &[u8; 16]) -> String {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = tempest_core::hex::encode(id);
     let trimmed = hex.trim_start_matches('0');
     if trimmed.is_empty() {
         "0".into()

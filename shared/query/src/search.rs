@@ -527,7 +527,7 @@ pub fn evaluate(trace: &[Span], req: &SearchRequest) -> Option<TraceSearchMetada
 
 fn search_span(s: &Span, attributes: &[tempest_traces::KeyValue]) -> SearchSpan {
     SearchSpan {
-        span_id: s.span_id.iter().map(|b| format!("{b:02x}")).collect(),
+        span_id: tempest_core::hex::encode(&s.span_id),
         name: s.name.clone(),
         start_time_unix_nano: s.start_unix_nano,
         duration_nanos: s.duration_nano(),

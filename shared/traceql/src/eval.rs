@@ -29,16 +29,6 @@ fn real_parent(s: &Span) -> Option<[u8; 8]> {
     s.parent_span_id.filter(|p| *p != [0u8; 8])
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
 fn nanos_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -214,12 +204,12 @@ fn lookup<'a>(a: &'a Attribute, s: SpanRef<'a>) -> Value<'a> {
             Intrinsic::StatusMessage => Value::Str(Cow::Borrowed(&span.status_message)),
             Intrinsic::Kind => Value::Kind(span.kind),
             Intrinsic::Duration => Value::Duration(nanos_i64(span.duration_nano())),
-            Intrinsic::SpanId => Value::Str(Cow::Owned(hex(&span.span_id))),
+            Intrinsic::SpanId => Value::Str(Cow::Owned(tempest_core::hex::encode(&span.span_id))),
             Intrinsic::ParentId => match real_parent(span) {
-                Some(p) => Value::Str(Cow::Owned(hex(&p))),
+                Some(p) => Value::Str(Cow::Owned(tempest_core::hex::encode(&p))),
                 None => Value::Nil,
             },
-            Intrinsic::TraceId => Value::Str(Cow::Owned(hex(&span.trace_id))),
+            Intrinsic::TraceId => Value::Str(Cow::Owned(tempest_core::hex::encode(&span.trace_id))),
             Intrinsic::TraceRootName => match s.ctx.root {
                 Some(r) => Value::Str(Cow::Borrowed(&s.ctx.spans[r].name)),
                 None => Value::Nil,
@@ -251,11 +241,11 @@ fn lookup<'a>(a: &'a Attribute, s: SpanRef<'a>) -> Value<'a> {
                 None => Value::Nil,
             },
             Intrinsic::LinkTraceId => match s.link {
-                Some(l) => Value::Str(Cow::Owned(hex(&l.trace_id))),
+                Some(l) => Value::Str(Cow::Owned(tempest_core::hex::encode(&l.trace_id))),
                 None => Value::Nil,
             },
             Intrinsic::LinkSpanId => match s.link {
-                Some(l) => Value::Str(Cow::Owned(hex(&l.span_id))),
+                Some(l) => Value::Str(Cow::Owned(tempest_core::hex::encode(&l.span_id))),
                 None => Value::Nil,
             },
             Intrinsic::InstrumentationName if !span.scope.name.is_empty() => {

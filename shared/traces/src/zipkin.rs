@@ -190,10 +190,6 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<Span>, DecodeError> {
     Ok(out)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn tag_text(v: &crate::AnyValue) -> String {
     match v {
         crate::AnyValue::Str(s) => s.clone(),
@@ -211,8 +207,8 @@ pub fn encode_json(spans: &[Span]) -> Vec<u8> {
         .map(|s| {
             let tags: BTreeMap<String, String> = s.attributes.iter().map(|kv| (kv.key.clone(), tag_text(&kv.value))).collect();
             let mut v = serde_json::json!({
-                "traceId": hex(&s.trace_id),
-                "id": hex(&s.span_id),
+                "traceId": tempest_core::hex::encode(&s.trace_id),
+                "id": tempest_core::hex::encode(&s.span_id),
                 "name": s.name,
                 "timestamp": s.start_unix_nano / 1000,
                 "duration": s.duration_nano() / 1000,
@@ -220,7 +216,7 @@ pub fn encode_json(spans: &[Span]) -> Vec<u8> {
                 "tags": tags,
             });
             if let Some(p) = &s.parent_span_id {
-                v["parentId"] = hex(p).into();
+                v["parentId"] = tempest_core::hex::encode(p).into();
             }
             let kind = match s.kind {
                 SpanKind::Server => Some("SERVER"),

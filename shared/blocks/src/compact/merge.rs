@@ -254,6 +254,7 @@ pub async fn merge_data(
                 sources.iter().all(|s| s.stream.all_null(column))
             }),
         ))
+        .with_parquet_schema(schema::parquet_schema()?)
         .with_skip_arrow_metadata(true);
     let part = if loc.remote { UPLOAD_PART } else { LOCAL_PART };
     let mut writer = AsyncArrowWriter::try_new_with_options(
